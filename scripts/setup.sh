@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything sshfleet's demo, tests and benchmarks need on a fresh Debian machine
+# (run as root). Idempotent: each step is skipped when already satisfied.
+#   - OpenSSH server/client, sudo (the test fleet is real sshd processes on loopback)
+#   - the x86_64-unknown-linux-musl Rust target (static Ansible module binaries), if rustup can
+#   - a Python venv with ansible-core and the `ansible` package (ansible.posix) under target/venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_pkgs=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+command -v sudo >/dev/null 2>&1 || need_pkgs+=(sudo)
+command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+mkdir -p /run/sshd && chmod 0755 /run/sshd
+
+# Static module binaries need the musl target; without it modules are built for the host.
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  log "adding rust target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || log "musl target unavailable; modules will be built for the host target"
+fi
+
+# Python venv with real ansible-core (and the `ansible` package for ansible.posix).
+venv=target/venv
+ansible_core_spec="${SSHFLEET_ANSIBLE_CORE:-ansible-core>=2.19,<2.20}"
+ansible_spec="${SSHFLEET_ANSIBLE:-ansible>=12,<13}"
+if [ ! -x "$venv/bin/ansible-playbook" ] || [ ! -d "$venv/lib" ] || ! "$venv/bin/python" -c 'import ansible_collections.ansible.posix' 2>/dev/null; then
+  log "creating $venv with $ansible_core_spec and $ansible_spec"
+  mkdir -p target
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$ansible_core_spec" "$ansible_spec"
+fi
+log "ready: $("$venv/bin/ansible" --version | head -n1)"

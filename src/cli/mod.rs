@@ -1,0 +1,188 @@
+//! Command-line interface: clap definitions and their conversion into domain configuration.
+//!
+//! Nothing outside this module sees clap types. [`Cli::into_config`] turns the parsed flags
+//! into a [`crate::run::Invocation`]: the global [`crate::run::GlobalConfig`] plus one
+//! domain command. Each command family keeps its flags in its own file.
+
+pub mod adhoc;
+pub mod files;
+pub mod inventory;
+pub mod keys;
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::run::{GlobalConfig, Invocation, OutputMode};
+
+/// Rotate SSH keys and replicate files across an Ansible inventory, in parallel, safely.
+#[derive(Debug, Parser)]
+#[command(name = "sshfleet", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Inventory file or directory (repeatable; comma-separated host lists like `a,b,` too).
+    /// Default: $ANSIBLE_INVENTORY, then ansible.cfg [defaults] inventory, then /etc/ansible/hosts.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        global = true,
+        value_name = "INVENTORY"
+    )]
+    pub inventory: Vec<String>,
+
+    /// Further limit selected hosts to a pattern (Ansible syntax: `a:b`, `&g`, `!g`, `~re`, `@file`).
+    #[arg(short = 'l', long = "limit", global = true, value_name = "SUBSET")]
+    pub limit: Option<String>,
+
+    /// How many hosts to work on at once.
+    #[arg(
+        short = 'f',
+        long = "forks",
+        global = true,
+        default_value_t = 200,
+        value_name = "FORKS"
+    )]
+    pub forks: usize,
+
+    /// Connect as this user (overrides ansible_user).
+    #[arg(short = 'u', long = "user", global = true, value_name = "REMOTE_USER")]
+    pub remote_user: Option<String>,
+
+    /// Private key file for authentication (overrides ansible_ssh_private_key_file).
+    #[arg(
+        long = "private-key",
+        visible_alias = "key-file",
+        global = true,
+        value_name = "PRIVATE_KEY_FILE"
+    )]
+    pub private_key: Option<PathBuf>,
+
+    /// Environment variable holding the passphrase of an encrypted private key.
+    #[arg(long = "passphrase-env", global = true, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+
+    /// known_hosts file to check host keys against (default ~/.ssh/known_hosts).
+    #[arg(long = "known-hosts", global = true, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Host key checking: yes (strict, default), accept-new, no.
+    #[arg(long = "host-key-checking", global = true, value_name = "MODE")]
+    pub host_key_checking: Option<String>,
+
+    /// Per-host connection timeout in seconds.
+    #[arg(
+        short = 'T',
+        long = "timeout",
+        global = true,
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
+    pub timeout: u64,
+
+    /// Whole-job timeout per host in seconds (0 = none).
+    #[arg(
+        long = "host-timeout",
+        global = true,
+        default_value_t = 0,
+        value_name = "SECS"
+    )]
+    pub host_timeout: u64,
+
+    /// Run operations with become (sudo).
+    #[arg(short = 'b', long = "become", global = true)]
+    pub r#become: bool,
+
+    /// Become this user (default root).
+    #[arg(long = "become-user", global = true, value_name = "USER")]
+    pub become_user: Option<String>,
+
+    /// Don't make any changes; predict what would change.
+    #[arg(short = 'C', long = "check", global = true)]
+    pub check: bool,
+
+    /// Show the differences in files that change.
+    #[arg(short = 'D', long = "diff", global = true)]
+    pub diff: bool,
+
+    /// Print one JSON document with a result object per host instead of the text recap.
+    #[arg(long = "json", global = true)]
+    pub json: bool,
+
+    /// More output (repeat for more).
+    #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the inventory as `ansible-inventory` does (`--list` or `--host H`).
+    Inventory(inventory::InventoryArgs),
+    /// List the hosts a pattern selects, as `ansible PATTERN --list-hosts` does.
+    Hosts(inventory::HostsArgs),
+    /// Connect, authenticate and run `true` on every selected host.
+    Ping(adhoc::PingArgs),
+    /// Run a command (no shell) on every selected host, like `ansible -m command`.
+    Run(adhoc::RunArgs),
+    /// Manage authorized_keys: list, add, remove, set (exclusive), rotate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Fetch files from one host to the controller (or print them as JSON, like slurp).
+    Slurp(files::SlurpArgs),
+    /// Copy controller files to every selected host.
+    Copy(files::CopyArgs),
+    /// Copy files from one host to every other selected host, byte for byte.
+    Replicate(files::ReplicateArgs),
+}
+
+impl Cli {
+    /// Parse flags into the domain invocation.
+    pub fn into_config(self) -> crate::error::Result<Invocation> {
+        let global = GlobalConfig {
+            inventory: self.inventory,
+            limit: self.limit,
+            forks: self.forks.max(1),
+            remote_user: self.remote_user,
+            private_key: self.private_key,
+            passphrase_env: self.passphrase_env,
+            known_hosts: self.known_hosts,
+            host_key_checking: self.host_key_checking,
+            connect_timeout: std::time::Duration::from_secs(self.timeout.max(1)),
+            host_timeout: (self.host_timeout > 0)
+                .then(|| std::time::Duration::from_secs(self.host_timeout)),
+            r#become: self.r#become,
+            become_user: self.become_user,
+            check: self.check,
+            diff: self.diff,
+            output: if self.json {
+                OutputMode::Json
+            } else {
+                OutputMode::Text
+            },
+            verbose: self.verbose,
+        };
+        let command = match self.command {
+            Command::Inventory(a) => a.into_command()?,
+            Command::Hosts(a) => a.into_command()?,
+            Command::Ping(a) => a.into_command()?,
+            Command::Run(a) => a.into_command()?,
+            Command::Keys(a) => a.into_command()?,
+            Command::Slurp(a) => a.into_command()?,
+            Command::Copy(a) => a.into_command()?,
+            Command::Replicate(a) => a.into_command()?,
+        };
+        Ok(Invocation { global, command })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

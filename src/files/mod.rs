@@ -1,0 +1,1 @@
+//! File specs shared by copy, slurp and replicate: checksums, modes, diffs (pure).

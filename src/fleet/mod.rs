@@ -1,0 +1,1 @@
+//! Run a per-host job over many hosts with a concurrency limit, emitting events.

@@ -1,0 +1,2 @@
+//! SSH connections: connect, authenticate (key files, agent), verify host keys against
+//! known_hosts, timeouts and retries.

@@ -1,0 +1,290 @@
+//! The [`Target`] trait: everything an operation needs from one host.
+//!
+//! Operations in [`crate::ops`] are written once against this trait. Two implementations:
+//! [`local::LocalTarget`] (direct syscalls; used by the Ansible module binaries, which Ansible
+//! runs on the managed host) and `ssh::SshTarget` (over one russh connection: SFTP for files,
+//! exec for the rest; controller only).
+//!
+//! Paths are remote paths as UTF-8 strings. Every write goes through [`Target::write_atomic`]:
+//! temp file in the destination directory, fsync, attributes, optional validate, optional
+//! "still what I read" check, rename. Nothing else writes file content.
+
+pub mod local;
+#[cfg(feature = "controller")]
+pub mod ssh;
+
+use std::future::Future;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// What kind of file system object a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// `stat`/`lstat` result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    pub kind: FileKind,
+    pub size: u64,
+    /// Permission bits only (`0o7777` mask).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: i64,
+}
+
+/// A passwd entry, as `getent passwd NAME` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// Result of running a command on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A precondition on the destination checked immediately before the final rename, so a file
+/// someone else changed since we read it is never overwritten with stale edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Overwrite whatever is there.
+    Any,
+    /// The destination must not exist.
+    Absent,
+    /// The destination must still have exactly this sha256.
+    Sha256([u8; 32]),
+}
+
+/// How to write one file atomically.
+#[derive(Debug, Clone)]
+pub struct WriteSpec {
+    /// Final path. Its parent directory must exist.
+    pub dest: String,
+    /// Permission bits for the new file.
+    pub mode: u32,
+    /// Owner/group for the new file; `None` keeps what the writing user gets.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub expect: Expect,
+    /// A command template run on the temp file before the rename; `%s` is replaced by the
+    /// (shell-quoted) temp path. Non-zero exit aborts the write.
+    pub validate: Option<String>,
+    /// Keep the previous file as `DEST.YYYY-MM-DD@HH:MM:SS~` (Ansible's backup naming).
+    pub backup: bool,
+}
+
+/// Content for [`Target::write_atomic`]: in memory, or a bounded stream of chunks (replicate).
+pub enum Body {
+    Bytes(Bytes),
+    /// Chunks in order; an `Err` aborts the write (temp file removed, destination untouched).
+    Stream(mpsc::Receiver<Result<Bytes, String>>),
+}
+
+/// What [`Target::write_atomic`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub backup_file: Option<String>,
+}
+
+/// A per-host failure. `Unreachable` is a transport failure (Ansible's "unreachable");
+/// everything else is "failed".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    #[error("{path}: permission denied ({op})")]
+    PermissionDenied { path: String, op: String },
+    #[error("{path}: is a symlink; refusing to write through it (use follow to allow)")]
+    Symlink { path: String },
+    #[error("{path}: changed by someone else since it was read; not overwritten")]
+    Changed { path: String },
+    #[error("{path}: validation failed: {msg}")]
+    Validate { path: String, msg: String },
+    #[error("{path}: {op}: {msg}")]
+    Io {
+        path: String,
+        op: String,
+        msg: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type TResult<T> = Result<T, TargetError>;
+
+/// Everything an operation needs from one host. All methods take `&self` so one connection
+/// can serve concurrent requests. Implementations must never pass user-supplied strings
+/// through a shell unquoted.
+pub trait Target: Send + Sync {
+    /// Host name for messages.
+    fn host(&self) -> &str;
+
+    /// `stat` (follow = true) or `lstat`; `Ok(None)` when the path does not exist.
+    fn stat(
+        &self,
+        path: &str,
+        follow: bool,
+    ) -> impl Future<Output = TResult<Option<FileStat>>> + Send;
+
+    /// Read a whole (small) file; fails if it is larger than `limit` bytes.
+    fn read(&self, path: &str, limit: u64) -> impl Future<Output = TResult<Vec<u8>>> + Send;
+
+    /// Stream a file's content into `sink` in order; returns the stat taken at open time.
+    fn read_stream(
+        &self,
+        path: &str,
+        sink: mpsc::Sender<Result<Bytes, String>>,
+    ) -> impl Future<Output = TResult<FileStat>> + Send;
+
+    /// sha256 of a file's content computed on the target; `Ok(None)` if it does not exist.
+    fn sha256(&self, path: &str) -> impl Future<Output = TResult<Option<[u8; 32]>>> + Send;
+
+    /// Write atomically as described by `spec` (see module docs).
+    fn write_atomic(
+        &self,
+        spec: &WriteSpec,
+        body: Body,
+    ) -> impl Future<Output = TResult<WriteOutcome>> + Send;
+
+    /// Create one directory (not parents) with `mode` and optional owner. Ok if it exists.
+    fn mkdir(
+        &self,
+        path: &str,
+        mode: u32,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> impl Future<Output = TResult<()>> + Send;
+
+    /// Change mode and/or owner of an existing path (never follows a final symlink).
+    fn set_attrs(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> impl Future<Output = TResult<()>> + Send;
+
+    /// Remove a file (used to clean up our own temp files).
+    fn remove(&self, path: &str) -> impl Future<Output = TResult<()>> + Send;
+
+    /// List a directory's entry names (no `.`/`..`).
+    fn list_dir(&self, path: &str) -> impl Future<Output = TResult<Vec<String>>> + Send;
+
+    /// Resolve a symlink's target.
+    fn read_link(&self, path: &str) -> impl Future<Output = TResult<String>> + Send;
+
+    /// Look up a user in the system user database.
+    fn lookup_user(&self, name: &str) -> impl Future<Output = TResult<Option<UserInfo>>> + Send;
+
+    /// Look up a group id by name.
+    fn lookup_group(&self, name: &str) -> impl Future<Output = TResult<Option<u32>>> + Send;
+
+    /// Run `argv` (no shell) with optional stdin.
+    fn run(
+        &self,
+        argv: &[String],
+        stdin: Option<Vec<u8>>,
+    ) -> impl Future<Output = TResult<CommandOutput>> + Send;
+}
+
+/// Hex of a sha256 digest.
+pub fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(digest.len() * 2);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Quote one word for a POSIX shell (single quotes; `'` becomes `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))
+    {
+        return word.to_string();
+    }
+    let mut s = String::with_capacity(word.len() + 2);
+    s.push('\'');
+    for c in word.chars() {
+        if c == '\'' {
+            s.push_str("'\\''");
+        } else {
+            s.push(c);
+        }
+    }
+    s.push('\'');
+    s
+}
+
+/// Ansible's backup file name for `dest` at the current local time: `DEST.YYYY-MM-DD@HH:MM:SS~`.
+pub fn backup_name(dest: &str, unix_secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = civil_from_unix(unix_secs);
+    format!("{dest}.{y:04}-{mo:02}-{d:02}@{h:02}:{mi:02}:{s:02}~")
+}
+
+/// UTC civil time from a unix timestamp (Howard Hinnant's days-from-civil inverse).
+pub fn civil_from_unix(t: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        ((secs % 3600) / 60) as u32,
+        (secs % 60) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_plain_and_hostile() {
+        assert_eq!(shell_quote("abc/d.e"), "abc/d.e");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("$(touch /tmp/x)"), "'$(touch /tmp/x)'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn civil_time() {
+        assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil_from_unix(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(backup_name("/x", 1_700_000_000), "/x.2023-11-14@22:13:20~");
+    }
+}

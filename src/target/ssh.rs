@@ -1,0 +1,1 @@
+//! `SshTarget`: the [`super::Target`] trait over one russh connection.
