@@ -238,10 +238,111 @@ pub fn shell_quote(word: &str) -> String {
     s
 }
 
-/// Ansible's backup file name for `dest` at the current local time: `DEST.YYYY-MM-DD@HH:MM:SS~`.
-pub fn backup_name(dest: &str, unix_secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil_from_unix(unix_secs);
-    format!("{dest}.{y:04}-{mo:02}-{d:02}@{h:02}:{mi:02}:{s:02}~")
+/// Split a command line like POSIX `shlex.split` (quotes and backslashes; no expansion).
+pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated single quote in {line:?}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err(format!("unterminated double quote in {line:?}")),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated double quote in {line:?}")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(c) => cur.push(c),
+                    None => return Err(format!("trailing backslash in {line:?}")),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// The argv for a `validate` template run on `temp_path`: the template is split into words
+/// first, then every `%s` is replaced by the path, so a path with spaces or shell
+/// metacharacters stays one inert argument. Like Ansible, the template must contain `%s`.
+pub fn validate_argv(template: &str, temp_path: &str) -> TResult<Vec<String>> {
+    if !template.contains("%s") {
+        return Err(TargetError::Other(format!(
+            "validate must contain %s: {template}"
+        )));
+    }
+    let words = split_command(template).map_err(TargetError::Other)?;
+    if words.is_empty() {
+        return Err(TargetError::Other("validate command is empty".into()));
+    }
+    Ok(words
+        .into_iter()
+        .map(|w| w.replace("%s", temp_path))
+        .collect())
+}
+
+/// Ansible's backup file name (`basic.py` `backup_local`): `DEST.PID.YYYY-MM-DD@HH:MM:SS~` in
+/// local time of the host that makes the backup.
+pub fn backup_name(dest: &str, pid: u32, unix_secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = local_civil(unix_secs);
+    format!("{dest}.{pid}.{y:04}-{mo:02}-{d:02}@{h:02}:{mi:02}:{s:02}~")
+}
+
+/// Local civil time via `localtime_r` (falls back to UTC).
+fn local_civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let tt = t as libc::time_t;
+    // SAFETY: zeroed tm is a valid out-parameter for localtime_r.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&tt, &mut tm) }.is_null() {
+        return civil_from_unix(t);
+    }
+    (
+        tm.tm_year as i64 + 1900,
+        (tm.tm_mon + 1) as u32,
+        tm.tm_mday as u32,
+        tm.tm_hour as u32,
+        tm.tm_min as u32,
+        tm.tm_sec as u32,
+    )
 }
 
 /// UTC civil time from a unix timestamp (Howard Hinnant's days-from-civil inverse).
@@ -282,9 +383,29 @@ mod tests {
     }
 
     #[test]
+    fn split_like_shlex() {
+        assert_eq!(split_command("a  b").unwrap(), ["a", "b"]);
+        assert_eq!(
+            split_command(r#"x 'a b' "c \"d\" $e" f\ g"#).unwrap(),
+            ["x", "a b", "c \"d\" $e", "f g"]
+        );
+        assert_eq!(split_command("''").unwrap(), [""]);
+        assert!(split_command("'open").is_err());
+        assert_eq!(
+            validate_argv("visudo -cf %s", "/etc/.x $(y)").unwrap(),
+            ["visudo", "-cf", "/etc/.x $(y)"]
+        );
+        assert!(validate_argv("true", "/x").is_err());
+    }
+
+    #[test]
     fn civil_time() {
         assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil_from_unix(951_782_400), (2000, 2, 29, 0, 0, 0));
-        assert_eq!(backup_name("/x", 1_700_000_000), "/x.2023-11-14@22:13:20~");
+        let name = backup_name("/x", 42, 1_700_000_000);
+        assert!(
+            name.starts_with("/x.42.2023-11-1") && name.ends_with('~'),
+            "{name}"
+        );
     }
 }
