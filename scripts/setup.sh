@@ -30,6 +30,8 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/
 fi
 
 # Python venv with real ansible-core (and the `ansible` package for ansible.posix).
+# SSHFLEET_SETUP_ANSIBLE=0 skips it (the demo does not need Ansible).
+[ "${SSHFLEET_SETUP_ANSIBLE:-1}" = 0 ] && exit 0
 venv=target/venv
 ansible_core_spec="${SSHFLEET_ANSIBLE_CORE:-ansible-core>=2.19,<2.20}"
 ansible_spec="${SSHFLEET_ANSIBLE:-ansible>=12,<13}"
