@@ -1,0 +1,169 @@
+//! Pure renderers for the files a fleet writes: host names, `sshd_config`, `known_hosts`
+//! and the Ansible INI inventory.
+
+use std::path::Path;
+
+/// `host01`…`host99`, `host001`… when there are more than 99 hosts: zero-padded to at least
+/// two digits, wide enough for `count`.
+pub fn host_name(prefix: &str, index: usize, count: usize) -> String {
+    let width = count.to_string().len().max(2);
+    format!("{prefix}{:0width$}", index + 1)
+}
+
+/// Everything `sshd_config` needs for one host.
+#[derive(Debug, Clone)]
+pub struct SshdConfig<'a> {
+    pub port: u16,
+    pub host_key: &'a Path,
+    pub sftp_server: &'a str,
+    pub max_startups: &'a str,
+    pub log_level: &'a str,
+    pub permit_root_login: bool,
+    /// Extra lines, placed first: sshd uses the first value it reads for a keyword, so these
+    /// override the defaults below.
+    pub extra: &'a [String],
+}
+
+/// Render one host's `sshd_config`.
+pub fn sshd_config(c: &SshdConfig<'_>) -> String {
+    let mut s =
+        String::from("# Written by sshfleet::testfleet. Extra options first (first value wins).\n");
+    for line in c.extra {
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "ListenAddress 127.0.0.1:{port}\n\
+         HostKey {host_key}\n\
+         PidFile none\n\
+         UsePAM no\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         PubkeyAuthentication yes\n\
+         AuthorizedKeysFile .ssh/authorized_keys\n\
+         PermitRootLogin {root}\n\
+         StrictModes yes\n\
+         UseDNS no\n\
+         PrintMotd no\n\
+         PrintLastLog no\n\
+         X11Forwarding no\n\
+         MaxStartups {max_startups}\n\
+         LogLevel {log_level}\n\
+         Subsystem sftp {sftp}\n",
+        port = c.port,
+        host_key = c.host_key.display(),
+        root = if c.permit_root_login {
+            "prohibit-password"
+        } else {
+            "no"
+        },
+        max_startups = c.max_startups,
+        log_level = c.log_level,
+        sftp = c.sftp_server,
+    ));
+    s
+}
+
+/// One `known_hosts` line: `[127.0.0.1]:PORT TYPE BASE64` (the comment of the `.pub` file is
+/// dropped).
+pub fn known_hosts_line(port: u16, host_pub: &str) -> String {
+    let mut fields = host_pub.split_whitespace();
+    let kind = fields.next().unwrap_or_default();
+    let blob = fields.next().unwrap_or_default();
+    format!("[127.0.0.1]:{port} {kind} {blob}\n")
+}
+
+/// Connection settings written to the inventory's `[fleet:vars]`.
+#[derive(Debug, Clone)]
+pub struct InventoryVars<'a> {
+    pub user: &'a str,
+    pub private_key: &'a Path,
+    pub known_hosts: &'a Path,
+    pub python: &'a str,
+}
+
+/// The Ansible INI inventory: group `fleet` with every host, and connection vars.
+pub fn inventory(hosts: &[(String, u16)], v: &InventoryVars<'_>) -> String {
+    let mut s = String::from("# Written by sshfleet::testfleet.\n[fleet]\n");
+    for (name, port) in hosts {
+        s.push_str(&format!(
+            "{name} ansible_host=127.0.0.1 ansible_port={port}\n"
+        ));
+    }
+    s.push_str(&format!(
+        "\n[fleet:vars]\n\
+         ansible_user={user}\n\
+         ansible_ssh_private_key_file={key}\n\
+         ansible_ssh_common_args='-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes'\n\
+         ansible_python_interpreter={python}\n",
+        user = v.user,
+        key = v.private_key.display(),
+        kh = v.known_hosts.display(),
+        python = v.python,
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_padded() {
+        assert_eq!(host_name("host", 0, 1), "host01");
+        assert_eq!(host_name("host", 19, 20), "host20");
+        assert_eq!(host_name("host", 98, 99), "host99");
+        assert_eq!(host_name("host", 0, 100), "host001");
+        assert_eq!(host_name("host", 99, 100), "host100");
+        assert_eq!(host_name("web", 4, 1000), "web0005");
+    }
+
+    #[test]
+    fn sshd_config_puts_extra_lines_first() {
+        let extra = vec!["PubkeyAcceptedAlgorithms ssh-rsa".to_string()];
+        let cfg = sshd_config(&SshdConfig {
+            port: 2222,
+            host_key: Path::new("/f/host01/ssh_host_ed25519_key"),
+            sftp_server: "/usr/lib/openssh/sftp-server",
+            max_startups: "10:30:100",
+            log_level: "INFO",
+            permit_root_login: true,
+            extra: &extra,
+        });
+        let lines: Vec<&str> = cfg.lines().collect();
+        assert_eq!(lines[1], "PubkeyAcceptedAlgorithms ssh-rsa");
+        assert!(lines.contains(&"ListenAddress 127.0.0.1:2222"));
+        assert!(lines.contains(&"HostKey /f/host01/ssh_host_ed25519_key"));
+        assert!(lines.contains(&"PermitRootLogin prohibit-password"));
+        assert!(lines.contains(&"UsePAM no"));
+        assert!(lines.contains(&"Subsystem sftp /usr/lib/openssh/sftp-server"));
+    }
+
+    #[test]
+    fn known_hosts_line_drops_comment() {
+        assert_eq!(
+            known_hosts_line(40001, "ssh-ed25519 AAAAC3Nz root@box\n"),
+            "[127.0.0.1]:40001 ssh-ed25519 AAAAC3Nz\n"
+        );
+    }
+
+    #[test]
+    fn inventory_lists_hosts_and_vars() {
+        let inv = inventory(
+            &[("host01".into(), 40001), ("host02".into(), 40002)],
+            &InventoryVars {
+                user: "deploy",
+                private_key: Path::new("/f/id_ed25519"),
+                known_hosts: Path::new("/f/known_hosts"),
+                python: "/usr/bin/python3",
+            },
+        );
+        assert!(inv.contains("[fleet]\nhost01 ansible_host=127.0.0.1 ansible_port=40001\nhost02 "));
+        assert!(inv.contains("[fleet:vars]\nansible_user=deploy\n"));
+        assert!(inv.contains("ansible_ssh_private_key_file=/f/id_ed25519\n"));
+        assert!(inv.contains(
+            "ansible_ssh_common_args='-o UserKnownHostsFile=/f/known_hosts -o StrictHostKeyChecking=yes'\n"
+        ));
+        assert!(inv.contains("ansible_python_interpreter=/usr/bin/python3\n"));
+    }
+}

@@ -1,0 +1,143 @@
+//! `sshfleet fleet up`: start a test fleet, say where its files are, write `DIR/ready`, hold
+//! it until SIGINT/SIGTERM/SIGHUP, tear it down. Used by the demo and benchmark scripts:
+//!
+//! ```text
+//! sshfleet fleet up --hosts 10 --dir /tmp/demo &   # background it
+//! while [ ! -e /tmp/demo/ready ]; do sleep 0.1; done
+//! sshfleet -i /tmp/demo/inventory.ini ping
+//! kill %1; wait                                      # teardown
+//! ```
+//!
+//! Stdin is ignored on purpose (a backgrounded script has none). `DIR/fleet.json` describes
+//! the hosts (name, port, sshd pid) for scripts.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, ExitCode, Result};
+
+use super::Fleet;
+
+/// What `fleet up` was asked for (domain form of its flags).
+#[derive(Debug, Clone)]
+pub struct UpConfig {
+    pub hosts: usize,
+    pub dir: Option<PathBuf>,
+    /// Login users; None = the builder's default (admin, deploy, backup).
+    pub users: Option<Vec<String>>,
+    pub keep: bool,
+    /// Extra sshd_config lines for every host.
+    pub sshd_options: Vec<String>,
+    pub max_startups: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// A JSON description of a running fleet (written to `DIR/fleet.json`).
+pub fn describe(fleet: &Fleet) -> serde_json::Value {
+    serde_json::json!({
+        "dir": fleet.dir(),
+        "inventory": fleet.inventory(),
+        "private_key": fleet.client_key(),
+        "known_hosts": fleet.known_hosts(),
+        "users": fleet.users(),
+        "hosts": fleet.hosts().iter().map(|h| serde_json::json!({
+            "name": h.name(),
+            "address": h.addr(),
+            "port": h.port(),
+            "pid": h.pid(),
+            "home_root": h.home_root(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Run `fleet up` to completion.
+pub fn run_up(cfg: UpConfig) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    let _guard = rt.enter();
+    // Signals are caught before the fleet starts, so one that arrives during start-up still
+    // ends in a clean teardown.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT", e))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM", e))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP", e))?;
+
+    let mut b = Fleet::builder().hosts(cfg.hosts).keep(cfg.keep);
+    if let Some(d) = &cfg.dir {
+        b = b.dir(d);
+    }
+    if let Some(u) = &cfg.users {
+        b = b.users(u.iter().cloned());
+    }
+    for line in &cfg.sshd_options {
+        b = b.sshd_option_all(line.clone());
+    }
+    if let Some(m) = &cfg.max_startups {
+        b = b.max_startups(m.clone());
+    }
+    if let Some(l) = &cfg.log_level {
+        b = b.log_level(l.clone());
+    }
+    let fleet = b.start()?;
+
+    let desc = describe(&fleet);
+    let json = serde_json::to_string_pretty(&desc).map_err(|e| Error::Other(e.to_string()))?;
+    std::fs::write(fleet.dir().join("fleet.json"), json + "\n")
+        .map_err(|e| Error::io(fleet.dir().join("fleet.json").display(), e))?;
+    let hosts = fleet.hosts();
+    let shown: Vec<String> = hosts
+        .iter()
+        .take(5)
+        .map(|h| format!("{}=127.0.0.1:{}", h.name(), h.port()))
+        .collect();
+    println!(
+        "test fleet: {} hosts up in {} ms ({}{})",
+        hosts.len(),
+        fleet.started_in().as_millis(),
+        shown.join(" "),
+        if hosts.len() > 5 { " ..." } else { "" }
+    );
+    println!(
+        "  dir:         {}  (fleet.json lists every host)",
+        fleet.dir().display()
+    );
+    println!("  inventory:   {}", fleet.inventory().display());
+    println!("  private key: {}", fleet.client_key().display());
+    println!("  known_hosts: {}", fleet.known_hosts().display());
+    println!("  users:       {}", fleet.users().join(", "));
+    let login = fleet
+        .users()
+        .iter()
+        .find(|u| *u == "deploy")
+        .or(fleet.users().first())
+        .map_or("root", String::as_str);
+    println!(
+        "  try:         ssh {} id",
+        fleet
+            .ssh_args(0, login)
+            .iter()
+            .map(|a| crate::target::shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!("Stop with Ctrl-C or SIGTERM (pid {}).", std::process::id());
+    // `ready` last, atomically: its existence means everything above is in place.
+    let ready = fleet.dir().join("ready");
+    let tmp = fleet.dir().join(".ready.tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|_| std::fs::rename(&tmp, &ready))
+        .map_err(|e| Error::io(ready.display(), e))?;
+
+    let got = rt.block_on(async {
+        tokio::select! {
+            _ = sigint.recv() => "SIGINT",
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sighup.recv() => "SIGHUP",
+        }
+    });
+    eprintln!("{got}: tearing down the test fleet");
+    let _ = std::fs::remove_file(&ready);
+    drop(fleet);
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,99 @@
+//! The real OpenSSH test fleet for tests ([`sshfleet::testfleet`], re-exported) plus helpers
+//! to reach its hosts with OpenSSH's `ssh` client.
+//!
+//! ```ignore
+//! let fleet = Fleet::builder().hosts(5).start().unwrap();
+//! let out = ssh(&fleet, 0, "deploy", "id -un");
+//! assert_eq!(out.stdout_str().trim(), "deploy");
+//! ```
+
+pub use sshfleet::testfleet::procs::{self, NsKind};
+pub use sshfleet::testfleet::{Fleet, FleetHost};
+
+use std::process::{Command, Stdio};
+
+/// What a finished `ssh` run produced.
+#[derive(Debug)]
+pub struct SshOutput {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl SshOutput {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+    /// Panic with stdout/stderr unless ssh and the remote command succeeded.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "ssh failed ({}):\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout_str(),
+            self.stderr_str()
+        );
+        self
+    }
+}
+
+/// An OpenSSH `ssh` command for host `i` as `user` (fleet key only, strict host key checking
+/// against the fleet's known_hosts, batch mode), ready for `.arg(remote command)`.
+pub fn ssh_command(fleet: &Fleet, i: usize, user: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(fleet.ssh_args(i, user)).stdin(Stdio::null());
+    cmd
+}
+
+/// Run `remote` (a shell command line, executed by the user's login shell) on host `i` as
+/// `user` with OpenSSH `ssh`.
+pub fn ssh(fleet: &Fleet, i: usize, user: &str, remote: &str) -> SshOutput {
+    let out = ssh_command(fleet, i, user)
+        .arg("--")
+        .arg(remote)
+        .output()
+        .expect("run ssh");
+    SshOutput {
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
+}
+
+/// Like [`ssh`], feeding `input` on stdin.
+pub fn ssh_with_stdin(
+    fleet: &Fleet,
+    i: usize,
+    user: &str,
+    remote: &str,
+    input: &[u8],
+) -> SshOutput {
+    use std::io::Write;
+    let mut child = ssh_command(fleet, i, user)
+        .arg("--")
+        .arg(remote)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ssh");
+    let mut stdin = child.stdin.take().expect("ssh stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait ssh");
+    let _ = writer.join();
+    SshOutput {
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
+}
