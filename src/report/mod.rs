@@ -1,1 +1,467 @@
 //! Events in, output out: progress bar (TTY only), Ansible-like per-host lines and recap, JSON.
+//!
+//! [`Reporter`] is fed by the fleet runner ([`Reporter::host_done`] as hosts finish) and
+//! prints at the end ([`Reporter::finish`]): in text mode a `PLAY RECAP` aligned like
+//! Ansible's; with `--json` one document `{"hosts": {h: {status, changed, msg, ...result}},
+//! "stats": {h: {ok, changed, ...}}, "interrupted": bool}` on stdout. The exit code comes
+//! from [`exit_code`], the single place mapping a recap to Ansible's codes.
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Map, Value, json};
+
+use crate::error::ExitCode;
+use crate::fleet::{HostOutcome, Status};
+use crate::run::{GlobalConfig, OutputMode};
+
+/// The result of a fleet run.
+#[derive(Debug, Clone, Default)]
+pub struct Recap {
+    /// Finished hosts, in selection order.
+    pub outcomes: Vec<HostOutcome>,
+    /// Hosts whose job was cancelled by Ctrl-C.
+    pub not_finished: Vec<String>,
+    pub interrupted: bool,
+}
+
+/// One host's recap counters (Ansible counts a changed task in `ok` too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HostStats {
+    pub ok: u32,
+    pub changed: u32,
+    pub unreachable: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub rescued: u32,
+    pub ignored: u32,
+}
+
+impl HostStats {
+    pub fn of(o: &HostOutcome) -> Self {
+        let mut s = HostStats::default();
+        match o.status {
+            Status::Ok => s.ok = 1,
+            Status::Changed => {
+                s.ok = 1;
+                s.changed = 1
+            }
+            Status::Failed => s.failed = 1,
+            Status::Unreachable => s.unreachable = 1,
+            Status::Skipped => s.skipped = 1,
+        }
+        s
+    }
+}
+
+/// Ansible's exit codes: 4 if any host was unreachable, else 2 if any failed, else 0; 99 when
+/// interrupted.
+pub fn exit_code(recap: &Recap) -> ExitCode {
+    if recap.interrupted {
+        return ExitCode::Interrupted;
+    }
+    let any = |st: Status| recap.outcomes.iter().any(|o| o.status == st);
+    if any(Status::Unreachable) {
+        ExitCode::HostUnreachable
+    } else if any(Status::Failed) {
+        ExitCode::HostFailed
+    } else {
+        ExitCode::Ok
+    }
+}
+
+/// Ansible's banner: `TITLE ****…` to 80 columns.
+pub fn banner(title: &str) -> String {
+    let stars = 80usize.saturating_sub(title.len() + 1).max(3);
+    format!("{title} {}", "*".repeat(stars))
+}
+
+/// The `PLAY RECAP` block, aligned as Ansible prints it (`%-26s : ok=%-4s changed=%-4s …`).
+pub fn format_recap(recap: &Recap) -> String {
+    let mut s = banner("PLAY RECAP");
+    s.push('\n');
+    for o in &recap.outcomes {
+        let st = HostStats::of(o);
+        s.push_str(&format!(
+            "{:<26} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={:<4}\n",
+            o.host, st.ok, st.changed, st.unreachable, st.failed, st.skipped, st.rescued, st.ignored
+        ));
+    }
+    if recap.interrupted {
+        s.push_str(&format!(
+            "\n[interrupted] {} host(s) did not finish: {}\n",
+            recap.not_finished.len(),
+            recap.not_finished.join(", ")
+        ));
+    }
+    s
+}
+
+/// One host's JSON object: `{status, changed, msg?, ...result, diff?}`.
+pub fn host_json(o: &HostOutcome) -> Value {
+    let mut m = Map::new();
+    m.insert("status".into(), json!(o.status));
+    m.insert("changed".into(), json!(o.status == Status::Changed));
+    if matches!(o.status, Status::Failed) {
+        m.insert("failed".into(), json!(true));
+    }
+    if matches!(o.status, Status::Unreachable) {
+        m.insert("unreachable".into(), json!(true));
+    }
+    if let Some(msg) = &o.msg {
+        m.insert("msg".into(), json!(msg));
+    }
+    if let Value::Object(r) = &o.result {
+        for (k, v) in r {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    } else if !o.result.is_null() {
+        m.insert("result".into(), o.result.clone());
+    }
+    if let Some(d) = &o.diff {
+        m.insert("diff".into(), d.clone());
+    }
+    Value::Object(m)
+}
+
+/// The `--json` document.
+pub fn recap_json(recap: &Recap) -> Value {
+    let mut hosts = Map::new();
+    let mut stats = Map::new();
+    for o in &recap.outcomes {
+        hosts.insert(o.host.clone(), host_json(o));
+        stats.insert(o.host.clone(), json!(HostStats::of(o)));
+    }
+    json!({
+        "hosts": hosts,
+        "stats": stats,
+        "interrupted": recap.interrupted,
+        "not_finished": recap.not_finished,
+    })
+}
+
+/// A command's own per-host line formatter: `(outcome, verbosity) -> text`.
+pub type LineFormatter = Box<dyn Fn(&HostOutcome, u8) -> String + Send>;
+
+/// How per-host lines look.
+pub enum LineStyle {
+    /// `ok: [h]`, `changed: [h]`, `failed: [h] => msg`, `unreachable: [h] => msg`.
+    Task,
+    /// Like `ansible -m command`: `h | CHANGED | rc=0 >>` then stdout (result keys `rc`,
+    /// `stdout`, `stderr`).
+    Command,
+    /// A command's own formatter: `(outcome, verbosity) -> text` (without trailing newline).
+    Custom(LineFormatter),
+}
+
+/// Ansible-like output for one run.
+pub struct Reporter {
+    mode: OutputMode,
+    verbose: u8,
+    style: LineStyle,
+    bar: Option<ProgressBar>,
+    show_bar: bool,
+    header: Option<String>,
+    diff: bool,
+}
+
+impl Reporter {
+    pub fn new(mode: OutputMode, verbose: u8) -> Self {
+        Reporter {
+            mode,
+            verbose,
+            style: LineStyle::Task,
+            bar: None,
+            show_bar: std::io::stderr().is_terminal(),
+            header: None,
+            diff: false,
+        }
+    }
+
+    /// From the global flags (`--json`, `-v`, `--diff`).
+    pub fn for_global(g: &GlobalConfig) -> Self {
+        let mut r = Self::new(g.output, g.verbose);
+        r.diff = g.diff;
+        r
+    }
+
+    pub fn with_style(mut self, style: LineStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// A `TASK [title]` banner printed before the first host line (text mode).
+    pub fn with_title(mut self, title: &str) -> Self {
+        self.header = Some(banner(&format!("TASK [{title}]")));
+        self
+    }
+
+    /// Force the progress bar on or off (it defaults to "stderr is a terminal").
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.show_bar = on;
+        self
+    }
+
+    /// Called by the runner before any host starts.
+    pub fn start(&mut self, total: usize) {
+        if self.mode == OutputMode::Text
+            && let Some(h) = self.header.take()
+        {
+            self.print(&format!("\n{h}"));
+        }
+        if self.show_bar && total > 0 {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} hosts {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn print(&self, text: &str) {
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+        };
+        match &self.bar {
+            Some(b) => b.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// A warning line on stderr (`[WARNING]: ...`).
+    pub fn warn(&self, msg: &str) {
+        let write = || eprintln!("[WARNING]: {msg}");
+        match &self.bar {
+            Some(b) => b.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// The text line(s) for one outcome in this reporter's style.
+    pub fn format_line(&self, o: &HostOutcome) -> String {
+        match &self.style {
+            LineStyle::Task => format_task_line(o, self.verbose, self.diff),
+            LineStyle::Command => format_command_line(o),
+            LineStyle::Custom(f) => f(o, self.verbose),
+        }
+    }
+
+    /// A host finished.
+    pub fn host_done(&mut self, o: &HostOutcome) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+        if self.mode == OutputMode::Text {
+            let line = self.format_line(o);
+            if !line.is_empty() {
+                self.print(&line);
+            }
+        }
+    }
+
+    /// Print the recap (or the JSON document) and return the exit code.
+    pub fn finish(&mut self, recap: &Recap) -> ExitCode {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        let mut out = std::io::stdout().lock();
+        match self.mode {
+            OutputMode::Text => {
+                let _ = writeln!(out, "\n{}", format_recap(recap));
+            }
+            OutputMode::Json => {
+                let doc = recap_json(recap);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
+                );
+            }
+        }
+        let _ = out.flush();
+        exit_code(recap)
+    }
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Changed => "changed",
+        Status::Failed => "failed",
+        Status::Unreachable => "unreachable",
+        Status::Skipped => "skipping",
+    }
+}
+
+/// `ok: [h]`, `changed: [h]`, `failed: [h] => msg`, `unreachable: [h] => msg`; `-v` adds the
+/// result JSON, `--diff` the diff.
+pub fn format_task_line(o: &HostOutcome, verbose: u8, diff: bool) -> String {
+    let mut s = format!("{}: [{}]", status_word(o.status), o.host);
+    let is_bad = matches!(o.status, Status::Failed | Status::Unreachable);
+    if verbose > 0 {
+        let j = host_json(o);
+        s.push_str(&format!(
+            " => {}",
+            serde_json::to_string_pretty(&j).unwrap_or_default()
+        ));
+    } else if let Some(msg) = &o.msg
+        && (is_bad || o.status == Status::Skipped || !msg.is_empty())
+    {
+        s.push_str(&format!(" => {msg}"));
+    }
+    if diff && let Some(d) = &o.diff {
+        let text = match d {
+            Value::String(t) => t.clone(),
+            other => serde_json::to_string_pretty(other).unwrap_or_default(),
+        };
+        s.push('\n');
+        s.push_str(text.trim_end());
+    }
+    s
+}
+
+/// `ansible -m command` style: `h | CHANGED | rc=0 >>` + stdout (+ stderr), or
+/// `h | FAILED | rc=1 >>`, or `h | UNREACHABLE! => msg`.
+pub fn format_command_line(o: &HostOutcome) -> String {
+    let r = &o.result;
+    let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    match o.status {
+        Status::Unreachable => format!(
+            "{} | UNREACHABLE! => {}",
+            o.host,
+            o.msg.as_deref().unwrap_or("")
+        ),
+        _ => {
+            let word = match o.status {
+                Status::Ok => "SUCCESS",
+                Status::Changed => "CHANGED",
+                Status::Skipped => "SKIPPED",
+                _ => "FAILED",
+            };
+            match r.get("rc").and_then(Value::as_i64) {
+                Some(rc) => {
+                    let mut s = format!("{} | {word} | rc={rc} >>", o.host);
+                    let out = text("stdout");
+                    if !out.is_empty() {
+                        s.push('\n');
+                        s.push_str(out.trim_end_matches('\n'));
+                    }
+                    let err = text("stderr");
+                    if !err.is_empty() {
+                        s.push('\n');
+                        s.push_str(err.trim_end_matches('\n'));
+                    }
+                    s
+                }
+                None => format!("{} | {word}! => {}", o.host, o.msg.as_deref().unwrap_or("")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recap(st: &[Status]) -> Recap {
+        Recap {
+            outcomes: st
+                .iter()
+                .enumerate()
+                .map(|(i, s)| HostOutcome {
+                    host: format!("host{i:02}"),
+                    status: *s,
+                    msg: None,
+                    result: json!({}),
+                    diff: None,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_ansible() {
+        use Status::*;
+        assert_eq!(exit_code(&recap(&[])), ExitCode::Ok);
+        assert_eq!(exit_code(&recap(&[Ok, Changed, Skipped])), ExitCode::Ok);
+        assert_eq!(exit_code(&recap(&[Ok, Failed])), ExitCode::HostFailed);
+        assert_eq!(
+            exit_code(&recap(&[Unreachable, Ok])),
+            ExitCode::HostUnreachable
+        );
+        // Unreachable wins over failed.
+        assert_eq!(
+            exit_code(&recap(&[Failed, Unreachable])),
+            ExitCode::HostUnreachable
+        );
+        let mut r = recap(&[Failed, Unreachable]);
+        r.interrupted = true;
+        assert_eq!(exit_code(&r), ExitCode::Interrupted);
+        assert_eq!(ExitCode::Interrupted.code(), 99);
+    }
+
+    #[test]
+    fn recap_is_aligned_like_ansible() {
+        use Status::*;
+        let text = format_recap(&recap(&[Changed, Unreachable]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("PLAY RECAP ****"));
+        assert_eq!(lines[0].len(), 80);
+        assert_eq!(
+            lines[1],
+            "host00                     : ok=1    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   "
+        );
+        assert_eq!(
+            lines[2],
+            "host01                     : ok=0    changed=0    unreachable=1    failed=0    skipped=0    rescued=0    ignored=0   "
+        );
+    }
+
+    #[test]
+    fn task_lines_and_json() {
+        let o = HostOutcome::failed("h1", "boom");
+        assert_eq!(format_task_line(&o, 0, false), "failed: [h1] => boom");
+        let o = HostOutcome::ok("h2", json!({"ping": "pong"}));
+        assert_eq!(format_task_line(&o, 0, false), "ok: [h2]");
+        assert!(format_task_line(&o, 1, false).contains("\"ping\": \"pong\""));
+        let o = HostOutcome::unreachable("h3", "refused");
+        assert_eq!(
+            format_task_line(&o, 0, false),
+            "unreachable: [h3] => refused"
+        );
+        let r = Recap {
+            outcomes: vec![
+                HostOutcome::changed("a", json!({"rc": 0})),
+                HostOutcome::failed("b", "x"),
+            ],
+            ..Default::default()
+        };
+        let j = recap_json(&r);
+        assert_eq!(j["hosts"]["a"]["status"], "changed");
+        assert_eq!(j["hosts"]["a"]["changed"], true);
+        assert_eq!(j["hosts"]["a"]["rc"], 0);
+        assert_eq!(j["hosts"]["b"]["failed"], true);
+        assert_eq!(j["hosts"]["b"]["msg"], "x");
+        assert_eq!(j["stats"]["a"]["ok"], 1);
+        assert_eq!(j["stats"]["a"]["changed"], 1);
+        assert_eq!(j["stats"]["b"]["failed"], 1);
+    }
+
+    #[test]
+    fn command_lines_like_ansible_command_module() {
+        let o = HostOutcome::changed("h", json!({"rc": 0, "stdout": "hi\n", "stderr": ""}));
+        assert_eq!(format_command_line(&o), "h | CHANGED | rc=0 >>\nhi");
+        let o = HostOutcome::failed("h", "non-zero return code")
+            .with_result(json!({"rc": 2, "stdout": "", "stderr": "nope"}));
+        assert_eq!(format_command_line(&o), "h | FAILED | rc=2 >>\nnope");
+        let o = HostOutcome::unreachable("h", "timed out");
+        assert_eq!(format_command_line(&o), "h | UNREACHABLE! => timed out");
+    }
+}

@@ -1,1 +1,1129 @@
-//! `SshTarget`: the [`super::Target`] trait over one russh connection.
+//! [`SshTarget`]: the [`super::Target`] trait over one russh connection.
+//!
+//! Files go over SFTP (one lazily opened session per connection; with `become`, sftp-server
+//! runs under `sudo -n -u USER` on an exec channel instead of the subsystem). Everything else
+//! is `exec` of an argv whose every word is quoted with [`super::shell_quote`] — user input
+//! never reaches the remote shell unquoted.
+//!
+//! `write_atomic`: exclusive temp file `.NAME.sshfleet-RANDOM.tmp` in the destination
+//! directory (mode 0600 while being written), pipelined writes (many requests in flight, not
+//! one round trip per chunk), `fsync@openssh.com`, owner then mode (so chown cannot clear
+//! set-id bits), optional validate command on the temp file, the [`Expect`] check right before
+//! the move, optional backup (a hard link of the old file named like Ansible's backups), and
+//! `posix-rename@openssh.com` over the destination. Any failure — or the future being dropped
+//! (Ctrl-C, host timeout) — removes the temp file (see [`wait_for_cleanups`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, OnceCell, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use super::{
+    Body, CommandOutput, Expect, FileKind, FileStat, TResult, Target, TargetError, UserInfo,
+    WriteOutcome, WriteSpec, shell_quote, validate_argv,
+};
+use crate::inventory::conn::BecomeSpec;
+use crate::ssh::{Session, SshError};
+
+/// Bytes per SFTP read/write request.
+const CHUNK: usize = 64 * 1024;
+/// Requests in flight per transfer (CHUNK × this ≈ the channel window).
+const IN_FLIGHT: usize = 32;
+/// Files up to this size are hashed by reading them over SFTP; bigger ones with `sha256sum`.
+const SMALL_FILE: u64 = 1024 * 1024;
+/// Concurrent exec channels per connection (sshd's MaxSessions defaults to 10; SFTP uses one).
+const MAX_EXEC: usize = 8;
+
+/// One file-transfer session.
+struct Sftp {
+    raw: Arc<RawSftpSession>,
+    fsync: bool,
+    posix_rename: bool,
+    hardlink: bool,
+}
+
+/// The [`super::Target`] trait over one SSH connection.
+pub struct SshTarget {
+    session: Arc<Session>,
+    /// `[sudo, flags.., -u, USER, --]` when become is on.
+    become_prefix: Option<Vec<String>>,
+    sftp: OnceCell<Arc<Sftp>>,
+    exec_slots: Semaphore,
+}
+
+impl SshTarget {
+    /// Wrap a connection; `become` decides whether commands and SFTP run via sudo.
+    pub fn new(session: Session, r#become: &BecomeSpec) -> Result<Self, SshError> {
+        Ok(SshTarget {
+            session: Arc::new(session),
+            become_prefix: become_prefix(r#become)?,
+            sftp: OnceCell::new(),
+            exec_slots: Semaphore::new(MAX_EXEC),
+        })
+    }
+
+    /// The underlying connection.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Is become (sudo) on?
+    pub fn becomes(&self) -> bool {
+        self.become_prefix.is_some()
+    }
+
+    /// Close the connection (best effort).
+    pub async fn close(&self) {
+        if let Some(s) = self.sftp.get() {
+            let _ = s.raw.close_session();
+        }
+        self.session.close().await;
+    }
+
+    /// The command line for `argv`: every word quoted, behind the become prefix.
+    pub fn command_line(&self, argv: &[String]) -> String {
+        let mut words: Vec<String> = Vec::new();
+        if let Some(p) = &self.become_prefix {
+            words.extend(p.iter().map(|w| shell_quote(w)));
+        }
+        words.extend(argv.iter().map(|w| shell_quote(w)));
+        words.join(" ")
+    }
+
+    async fn exec_line(&self, line: &str, stdin: Option<Vec<u8>>) -> TResult<CommandOutput> {
+        let _slot = self
+            .exec_slots
+            .acquire()
+            .await
+            .map_err(|_| TargetError::Other("connection closed".into()))?;
+        self.session.exec(line, stdin).await.map_err(|e| {
+            if self.session.is_closed() {
+                TargetError::Unreachable(e.to_string())
+            } else {
+                TargetError::Other(e.to_string())
+            }
+        })
+    }
+
+    async fn exec_argv(&self, argv: &[&str]) -> TResult<CommandOutput> {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        self.exec_line(&self.command_line(&argv), None).await
+    }
+
+    async fn sftp(&self) -> TResult<&Arc<Sftp>> {
+        self.sftp.get_or_try_init(|| self.open_sftp()).await
+    }
+
+    async fn open_sftp(&self) -> TResult<Arc<Sftp>> {
+        let host = &self.session.addr;
+        let channel = self.session.channel().await.map_err(TargetError::from)?;
+        let perr = |e: russh::Error| TargetError::Other(format!("{host}: sftp: {e}"));
+        match &self.become_prefix {
+            None => channel
+                .request_subsystem(true, "sftp")
+                .await
+                .map_err(perr)?,
+            Some(prefix) => {
+                // Find sftp-server on the remote and run it under sudo. The script is a
+                // constant; only the quoted prefix words vary.
+                let script = "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server \
+                              /usr/libexec/sftp-server /usr/lib/ssh/sftp-server /usr/lib/sftp-server; \
+                              do [ -x \"$p\" ] && exec \"$p\"; done; echo 'sftp-server not found' >&2; exit 127";
+                let mut argv: Vec<String> = prefix.clone();
+                argv.extend(["sh".to_string(), "-c".to_string(), script.to_string()]);
+                let line = argv
+                    .iter()
+                    .map(|w| shell_quote(w))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                channel.exec(true, line).await.map_err(perr)?
+            }
+        }
+        let mut raw = RawSftpSession::new(channel.into_stream());
+        raw.set_timeout(120);
+        let version = match raw.init().await {
+            Ok(v) => v,
+            Err(e) => {
+                // With sudo, the usual cause is a password prompt: show sudo's words.
+                if self.becomes() {
+                    let probe = self.exec_argv(&["true"]).await;
+                    if let Ok(out) = probe
+                        && out.status != 0
+                    {
+                        return Err(TargetError::Other(format!(
+                            "become failed: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        )));
+                    }
+                }
+                return Err(TargetError::Other(format!(
+                    "{host}: sftp: cannot start: {e}"
+                )));
+            }
+        };
+        let has = |name: &str| version.extensions.contains_key(name);
+        if has("limits@openssh.com")
+            && let Ok(l) = raw.limits().await
+        {
+            raw.set_limits(l.into());
+        }
+        Ok(Arc::new(Sftp {
+            fsync: has("fsync@openssh.com"),
+            posix_rename: has("posix-rename@openssh.com"),
+            hardlink: has("hardlink@openssh.com"),
+            raw: Arc::new(raw),
+        }))
+    }
+}
+
+/// `sudo -H -n -u USER --` (or the spec's exe/flags; `-n` is always added so nothing waits
+/// for a password).
+fn become_prefix(b: &BecomeSpec) -> Result<Option<Vec<String>>, SshError> {
+    if !b.enabled {
+        return Ok(None);
+    }
+    if let Some(m) = &b.method
+        && m != "sudo"
+    {
+        return Err(SshError::Protocol(format!(
+            "become method {m} is not supported (only sudo)"
+        )));
+    }
+    let mut v = vec![b.exe.clone().unwrap_or_else(|| "sudo".into())];
+    match &b.flags {
+        Some(f) => v.extend(f.split_whitespace().map(str::to_string)),
+        None => v.push("-H".into()),
+    }
+    if !v.iter().any(|w| w == "-n") {
+        v.push("-n".into());
+    }
+    v.push("-u".into());
+    v.push(b.user.clone().unwrap_or_else(|| "root".into()));
+    v.push("--".into());
+    Ok(Some(v))
+}
+
+fn sftp_err(path: &str, op: &str, e: SftpError) -> TargetError {
+    match e {
+        SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => TargetError::NotFound {
+            path: path.to_string(),
+        },
+        SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => {
+            TargetError::PermissionDenied {
+                path: path.to_string(),
+                op: op.to_string(),
+            }
+        }
+        SftpError::Status(s) => TargetError::Io {
+            path: path.to_string(),
+            op: op.to_string(),
+            msg: if s.error_message.is_empty() {
+                s.status_code.to_string()
+            } else {
+                s.error_message
+            },
+        },
+        SftpError::UnexpectedBehavior(m) if m.contains("session closed") => {
+            TargetError::Unreachable(format!("{path}: {op}: connection lost"))
+        }
+        other => TargetError::Io {
+            path: path.to_string(),
+            op: op.to_string(),
+            msg: other.to_string(),
+        },
+    }
+}
+
+fn is_not_found(e: &SftpError) -> bool {
+    matches!(e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile)
+}
+
+fn to_stat(a: &FileAttributes) -> FileStat {
+    let t = a.file_type();
+    let kind = if t.is_symlink() {
+        FileKind::Symlink
+    } else if t.is_dir() {
+        FileKind::Dir
+    } else if t.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    };
+    FileStat {
+        kind,
+        size: a.size.unwrap_or(0),
+        mode: a.permissions.unwrap_or(0) & 0o7777,
+        uid: a.uid.unwrap_or(0),
+        gid: a.gid.unwrap_or(0),
+        mtime: a.mtime.map(i64::from).unwrap_or(0),
+    }
+}
+
+/// SFTP string encoding: u32 length + bytes.
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn status_ok(p: Packet, path: &str, op: &str) -> TResult<()> {
+    match p {
+        Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+        Packet::Status(s) => Err(sftp_err(path, op, SftpError::Status(s))),
+        _ => Err(TargetError::Io {
+            path: path.to_string(),
+            op: op.to_string(),
+            msg: "unexpected reply".into(),
+        }),
+    }
+}
+
+/// Temp files being removed after a cancelled write.
+static PENDING_CLEANUPS: AtomicUsize = AtomicUsize::new(0);
+static CLEANUPS_DONE: Notify = Notify::const_new();
+
+/// Wait (bounded) until temp files of cancelled writes are removed. The fleet runner calls
+/// this after Ctrl-C before exiting.
+pub async fn wait_for_cleanups(max: Duration) {
+    let _ = tokio::time::timeout(max, async {
+        while PENDING_CLEANUPS.load(Ordering::SeqCst) > 0 {
+            let notified = CLEANUPS_DONE.notified();
+            if PENDING_CLEANUPS.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            notified.await;
+        }
+    })
+    .await;
+}
+
+/// Removes our temp file if the write does not reach its rename — also when the future is
+/// dropped mid-way (then removal runs in a spawned task tracked by [`wait_for_cleanups`]).
+struct TempGuard {
+    sftp: Arc<Sftp>,
+    session: Arc<Session>,
+    path: Option<String>,
+    handle: Option<String>,
+}
+
+impl TempGuard {
+    /// Remove now (error paths).
+    async fn remove(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = self.sftp.raw.close(h).await;
+        }
+        if let Some(p) = self.path.take() {
+            let _ = self.sftp.raw.remove(p).await;
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.path = None;
+        self.handle = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        let (Some(path), Ok(rt)) = (self.path.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let handle = self.handle.take();
+        let sftp = self.sftp.clone();
+        let session = self.session.clone();
+        PENDING_CLEANUPS.fetch_add(1, Ordering::SeqCst);
+        rt.spawn(async move {
+            let _keep = session;
+            if let Some(h) = handle {
+                let _ = sftp.raw.close(h).await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), sftp.raw.remove(path)).await;
+            PENDING_CLEANUPS.fetch_sub(1, Ordering::SeqCst);
+            CLEANUPS_DONE.notify_waiters();
+        });
+    }
+}
+
+/// Pipelined writer: keeps up to [`IN_FLIGHT`] write requests outstanding.
+struct Writer {
+    raw: Arc<RawSftpSession>,
+    handle: String,
+    path: String,
+    offset: u64,
+    inflight: VecDeque<JoinHandle<Result<(), SftpError>>>,
+    hasher: Sha256,
+}
+
+impl Writer {
+    async fn push(&mut self, mut data: Bytes) -> TResult<()> {
+        self.hasher.update(&data);
+        while !data.is_empty() {
+            let chunk = data.split_to(data.len().min(CHUNK));
+            if self.inflight.len() >= IN_FLIGHT {
+                self.wait_one().await?;
+            }
+            let raw = self.raw.clone();
+            let handle = self.handle.clone();
+            let off = self.offset;
+            self.offset += chunk.len() as u64;
+            self.inflight.push_back(tokio::spawn(async move {
+                raw.write(handle, off, chunk.to_vec()).await.map(|_| ())
+            }));
+        }
+        Ok(())
+    }
+
+    async fn wait_one(&mut self) -> TResult<()> {
+        if let Some(j) = self.inflight.pop_front() {
+            match j.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(sftp_err(&self.path, "write", e)),
+                Err(e) => {
+                    return Err(TargetError::Io {
+                        path: self.path.clone(),
+                        op: "write".into(),
+                        msg: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> TResult<([u8; 32], u64)> {
+        while !self.inflight.is_empty() {
+            self.wait_one().await?;
+        }
+        let hasher = std::mem::take(&mut self.hasher);
+        Ok((hasher.finalize().into(), self.offset))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        for j in &self.inflight {
+            j.abort();
+        }
+    }
+}
+
+fn temp_name(dest: &str) -> TResult<(String, String)> {
+    let (dir, name) = match dest.rsplit_once('/') {
+        Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+        None => (".", dest),
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(TargetError::Other(format!("{dest}: not a file path")));
+    }
+    let rand = crate::ssh::client::jitter();
+    let tmp = format!(".{name}.sshfleet-{rand:016x}.tmp");
+    let tmp = if dir == "/" {
+        format!("/{tmp}")
+    } else {
+        format!("{dir}/{tmp}")
+    };
+    Ok((dir.to_string(), tmp))
+}
+
+impl SshTarget {
+    /// Read a whole file with pipelined requests; `sink` gets chunks in order when given,
+    /// otherwise they are collected (up to `limit`).
+    async fn read_impl(
+        &self,
+        path: &str,
+        limit: u64,
+        sink: Option<&mpsc::Sender<Result<Bytes, String>>>,
+    ) -> TResult<(FileStat, Vec<u8>)> {
+        let sftp = self.sftp().await?;
+        let raw = &sftp.raw;
+        let handle = raw
+            .open(path, OpenFlags::READ, FileAttributes::empty())
+            .await
+            .map_err(|e| sftp_err(path, "open", e))?
+            .handle;
+        let res = async {
+            let attrs = raw
+                .fstat(handle.as_str())
+                .await
+                .map_err(|e| sftp_err(path, "fstat", e))?
+                .attrs;
+            let st = to_stat(&attrs);
+            if st.kind == FileKind::Dir {
+                return Err(TargetError::Io {
+                    path: path.to_string(),
+                    op: "read".into(),
+                    msg: "is a directory".into(),
+                });
+            }
+            if sink.is_none() && st.size > limit {
+                return Err(TargetError::Io {
+                    path: path.to_string(),
+                    op: "read".into(),
+                    msg: format!(
+                        "file is {} bytes, larger than the limit of {limit}",
+                        st.size
+                    ),
+                });
+            }
+            let mut out = Vec::new();
+            let mut next_off: u64 = 0;
+            let mut inflight: VecDeque<(u64, JoinHandle<Result<Packet, SftpError>>)> =
+                VecDeque::new();
+            let issue = |off: u64| {
+                let raw = raw.clone();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    match raw.read(h, off, CHUNK as u32).await {
+                        Ok(d) => Ok(Packet::Data(d)),
+                        Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => {
+                            Ok(Packet::Status(s))
+                        }
+                        Err(e) => Err(e),
+                    }
+                })
+            };
+            let mut eof = false;
+            let guard = AbortOnDrop(&mut inflight);
+            loop {
+                while !eof && guard.0.len() < IN_FLIGHT {
+                    guard.0.push_back((next_off, issue(next_off)));
+                    next_off += CHUNK as u64;
+                }
+                let Some((off, j)) = guard.0.pop_front() else {
+                    break;
+                };
+                let pkt = j
+                    .await
+                    .map_err(|e| TargetError::Other(e.to_string()))?
+                    .map_err(|e| sftp_err(path, "read", e))?;
+                let data = match pkt {
+                    Packet::Data(d) => d.data,
+                    _ => {
+                        // EOF: drop the requests past the end.
+                        eof = true;
+                        for (_, j) in guard.0.drain(..) {
+                            j.abort();
+                        }
+                        continue;
+                    }
+                };
+                let mut got = data.len() as u64;
+                let mut buf = data;
+                // A short read before EOF: fetch the gap synchronously.
+                while got < CHUNK as u64 && !eof {
+                    match raw
+                        .read(handle.as_str(), off + got, (CHUNK as u64 - got) as u32)
+                        .await
+                    {
+                        Ok(d) if !d.data.is_empty() => {
+                            got += d.data.len() as u64;
+                            buf.extend_from_slice(&d.data);
+                        }
+                        Ok(_) => eof = true,
+                        Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => eof = true,
+                        Err(e) => return Err(sftp_err(path, "read", e)),
+                    }
+                }
+                if eof {
+                    for (_, j) in guard.0.drain(..) {
+                        j.abort();
+                    }
+                }
+                match sink {
+                    Some(tx) => tx
+                        .send(Ok(Bytes::from(buf)))
+                        .await
+                        .map_err(|_| TargetError::Other(format!("{path}: reader went away")))?,
+                    None => {
+                        if out.len() as u64 + buf.len() as u64 > limit {
+                            return Err(TargetError::Io {
+                                path: path.to_string(),
+                                op: "read".into(),
+                                msg: format!("file grew past the limit of {limit} bytes"),
+                            });
+                        }
+                        out.extend_from_slice(&buf);
+                    }
+                }
+            }
+            Ok((st, out))
+        }
+        .await;
+        let _ = raw.close(handle).await;
+        res
+    }
+
+    async fn check_expect(&self, sftp: &Sftp, dest: &str, expect: Expect) -> TResult<()> {
+        let changed = || TargetError::Changed {
+            path: dest.to_string(),
+        };
+        match expect {
+            Expect::Any => Ok(()),
+            Expect::Absent => match sftp.raw.lstat(dest).await {
+                Err(e) if is_not_found(&e) => Ok(()),
+                Ok(_) => Err(changed()),
+                Err(e) => Err(sftp_err(dest, "stat", e)),
+            },
+            Expect::Sha256(want) => match self.sha256(dest).await? {
+                Some(have) if have == want => Ok(()),
+                _ => Err(changed()),
+            },
+        }
+    }
+
+    async fn posix_rename(&self, sftp: &Sftp, from: &str, to: &str) -> TResult<()> {
+        if !sftp.posix_rename {
+            // Fall back to `mv -f` (rename(2) too) when the server lacks the extension.
+            let out = self.exec_argv(&["mv", "-f", "--", from, to]).await?;
+            if out.status != 0 {
+                return Err(TargetError::Io {
+                    path: to.to_string(),
+                    op: "rename".into(),
+                    msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let mut data = Vec::new();
+        put_str(&mut data, from);
+        put_str(&mut data, to);
+        let p = sftp
+            .raw
+            .extended("posix-rename@openssh.com", data)
+            .await
+            .map_err(|e| sftp_err(to, "rename", e))?;
+        status_ok(p, to, "rename")
+    }
+
+    async fn backup(&self, sftp: &Sftp, dest: &str) -> TResult<Option<String>> {
+        match sftp.raw.lstat(dest).await {
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(sftp_err(dest, "stat", e)),
+            Ok(a) if !a.attrs.file_type().is_file() => return Ok(None),
+            Ok(_) => {}
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let name = super::backup_name(dest, std::process::id(), now);
+        // A hard link keeps the old inode (content, owner, mode, times) under the backup name;
+        // the rename then points `dest` at the new file.
+        if sftp.hardlink {
+            let r = sftp.raw.hardlink(dest, name.as_str()).await;
+            if r.is_ok() {
+                return Ok(Some(name));
+            }
+        }
+        let out = self.exec_argv(&["cp", "-p", "--", dest, &name]).await?;
+        if out.status != 0 {
+            return Err(TargetError::Io {
+                path: dest.to_string(),
+                op: "backup".into(),
+                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(Some(name))
+    }
+
+    /// chown (both ids: SFTP sends uid and gid together) then chmod.
+    async fn set_attrs_raw(
+        &self,
+        sftp: &Sftp,
+        path: &str,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        current: Option<&FileStat>,
+    ) -> TResult<()> {
+        if uid.is_some() || gid.is_some() {
+            let cur = match current {
+                Some(c) => c.clone(),
+                None => to_stat(
+                    &sftp
+                        .raw
+                        .lstat(path)
+                        .await
+                        .map_err(|e| sftp_err(path, "stat", e))?
+                        .attrs,
+                ),
+            };
+            let attrs = FileAttributes {
+                uid: Some(uid.unwrap_or(cur.uid)),
+                gid: Some(gid.unwrap_or(cur.gid)),
+                ..FileAttributes::empty()
+            };
+            sftp.raw
+                .setstat(path, attrs)
+                .await
+                .map_err(|e| sftp_err(path, "chown", e))?;
+        }
+        if let Some(mode) = mode {
+            let attrs = FileAttributes {
+                permissions: Some(mode & 0o7777),
+                ..FileAttributes::empty()
+            };
+            sftp.raw
+                .setstat(path, attrs)
+                .await
+                .map_err(|e| sftp_err(path, "chmod", e))?;
+        }
+        Ok(())
+    }
+
+    async fn write_atomic_impl(&self, spec: &WriteSpec, body: Body) -> TResult<WriteOutcome> {
+        let sftp = self.sftp().await?.clone();
+        let dest = spec.dest.as_str();
+        let (_dir, tmp) = temp_name(dest)?;
+        let attrs = FileAttributes {
+            permissions: Some(0o600),
+            ..FileAttributes::empty()
+        };
+        let handle = sftp
+            .raw
+            .open(
+                tmp.as_str(),
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE,
+                attrs,
+            )
+            .await
+            .map_err(|e| sftp_err(&tmp, "create temp file", e))?
+            .handle;
+        let mut guard = TempGuard {
+            sftp: sftp.clone(),
+            session: self.session.clone(),
+            path: Some(tmp.clone()),
+            handle: Some(handle.clone()),
+        };
+        match self
+            .write_steps(&sftp, spec, body, &tmp, &handle, &mut guard)
+            .await
+        {
+            Ok(o) => {
+                guard.disarm();
+                Ok(o)
+            }
+            Err(e) => {
+                guard.remove().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_steps(
+        &self,
+        sftp: &Arc<Sftp>,
+        spec: &WriteSpec,
+        body: Body,
+        tmp: &str,
+        handle: &str,
+        guard: &mut TempGuard,
+    ) -> TResult<WriteOutcome> {
+        let dest = spec.dest.as_str();
+        let mut w = Writer {
+            raw: sftp.raw.clone(),
+            handle: handle.to_string(),
+            path: tmp.to_string(),
+            offset: 0,
+            inflight: VecDeque::new(),
+            hasher: Sha256::new(),
+        };
+        match body {
+            Body::Bytes(b) => w.push(b).await?,
+            Body::Stream(mut rx) => {
+                while let Some(chunk) = rx.recv().await {
+                    match chunk {
+                        Ok(b) => w.push(b).await?,
+                        Err(msg) => {
+                            return Err(TargetError::Io {
+                                path: dest.to_string(),
+                                op: "read source".into(),
+                                msg,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let (sha256, size) = w.finish().await?;
+        if sftp.fsync {
+            let p = sftp
+                .raw
+                .extended("fsync@openssh.com", {
+                    let mut d = Vec::new();
+                    put_str(&mut d, handle);
+                    d
+                })
+                .await
+                .map_err(|e| sftp_err(tmp, "fsync", e))?;
+            status_ok(p, tmp, "fsync")?;
+        }
+        sftp.raw
+            .close(handle)
+            .await
+            .map_err(|e| sftp_err(tmp, "close", e))?;
+        guard.handle = None;
+        self.set_attrs_raw(sftp, tmp, Some(spec.mode), spec.uid, spec.gid, None)
+            .await?;
+        if let Some(template) = &spec.validate {
+            let argv = validate_argv(template, tmp)?;
+            let out = self.exec_line(&self.command_line(&argv), None).await?;
+            if out.status != 0 {
+                let mut msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                if msg.is_empty() {
+                    msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                }
+                return Err(TargetError::Validate {
+                    path: dest.to_string(),
+                    msg: format!("rc={}: {msg}", out.status),
+                });
+            }
+        }
+        self.check_expect(sftp, dest, spec.expect).await?;
+        let backup_file = if spec.backup {
+            self.backup(sftp, dest).await?
+        } else {
+            None
+        };
+        self.posix_rename(sftp, tmp, dest).await?;
+        guard.disarm();
+        Ok(WriteOutcome {
+            sha256,
+            size,
+            backup_file,
+        })
+    }
+}
+
+/// Aborts outstanding read requests when a read is abandoned.
+struct AbortOnDrop<'a>(&'a mut VecDeque<(u64, JoinHandle<Result<Packet, SftpError>>)>);
+
+impl Drop for AbortOnDrop<'_> {
+    fn drop(&mut self) {
+        for (_, j) in self.0.iter() {
+            j.abort();
+        }
+    }
+}
+
+fn parse_sha256sum(stdout: &[u8]) -> Option<[u8; 32]> {
+    let s = std::str::from_utf8(stdout).ok()?;
+    let s = s.strip_prefix('\\').unwrap_or(s);
+    let hex = s.get(..64)?;
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn parse_passwd(line: &str) -> Option<UserInfo> {
+    let f: Vec<&str> = line.trim_end_matches('\n').split(':').collect();
+    if f.len() < 7 {
+        return None;
+    }
+    Some(UserInfo {
+        name: f[0].to_string(),
+        uid: f[2].parse().ok()?,
+        gid: f[3].parse().ok()?,
+        home: f[5].to_string(),
+        shell: f[6].to_string(),
+    })
+}
+
+impl Target for SshTarget {
+    fn host(&self) -> &str {
+        &self.session.host
+    }
+
+    async fn stat(&self, path: &str, follow: bool) -> TResult<Option<FileStat>> {
+        let sftp = self.sftp().await?;
+        let r = if follow {
+            sftp.raw.stat(path).await
+        } else {
+            sftp.raw.lstat(path).await
+        };
+        match r {
+            Ok(a) => Ok(Some(to_stat(&a.attrs))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sftp_err(path, "stat", e)),
+        }
+    }
+
+    async fn read(&self, path: &str, limit: u64) -> TResult<Vec<u8>> {
+        Ok(self.read_impl(path, limit, None).await?.1)
+    }
+
+    async fn read_stream(
+        &self,
+        path: &str,
+        sink: mpsc::Sender<Result<Bytes, String>>,
+    ) -> TResult<FileStat> {
+        match self.read_impl(path, u64::MAX, Some(&sink)).await {
+            Ok((st, _)) => Ok(st),
+            Err(e) => {
+                let _ = sink.send(Err(e.to_string())).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn sha256(&self, path: &str) -> TResult<Option<[u8; 32]>> {
+        let Some(st) = self.stat(path, true).await? else {
+            return Ok(None);
+        };
+        if st.kind == FileKind::File && st.size <= SMALL_FILE {
+            match self.read_impl(path, SMALL_FILE, None).await {
+                Ok((_, data)) => return Ok(Some(Sha256::digest(&data).into())),
+                Err(TargetError::NotFound { .. }) => return Ok(None),
+                // Grew meanwhile, or not readable: let sha256sum decide.
+                Err(_) => {}
+            }
+        }
+        let out = self.exec_argv(&["sha256sum", "--", path]).await?;
+        if out.status != 0 {
+            if self.stat(path, true).await?.is_none() {
+                return Ok(None);
+            }
+            return Err(TargetError::Io {
+                path: path.to_string(),
+                op: "sha256sum".into(),
+                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        parse_sha256sum(&out.stdout)
+            .map(Some)
+            .ok_or_else(|| TargetError::Io {
+                path: path.to_string(),
+                op: "sha256sum".into(),
+                msg: "unexpected output".into(),
+            })
+    }
+
+    async fn write_atomic(&self, spec: &WriteSpec, body: Body) -> TResult<WriteOutcome> {
+        self.write_atomic_impl(spec, body).await
+    }
+
+    async fn mkdir(
+        &self,
+        path: &str,
+        mode: u32,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> TResult<()> {
+        let sftp = self.sftp().await?;
+        let attrs = FileAttributes {
+            permissions: Some(0o700 & mode),
+            ..FileAttributes::empty()
+        };
+        if let Err(e) = sftp.raw.mkdir(path, attrs).await {
+            return match sftp.raw.lstat(path).await {
+                Ok(a) if a.attrs.file_type().is_dir() => Ok(()),
+                Ok(_) => Err(TargetError::Io {
+                    path: path.to_string(),
+                    op: "mkdir".into(),
+                    msg: "exists and is not a directory".into(),
+                }),
+                Err(_) => Err(sftp_err(path, "mkdir", e)),
+            };
+        }
+        self.set_attrs_raw(sftp, path, Some(mode), uid, gid, None)
+            .await
+    }
+
+    async fn set_attrs(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> TResult<()> {
+        let sftp = self.sftp().await?;
+        let cur = to_stat(
+            &sftp
+                .raw
+                .lstat(path)
+                .await
+                .map_err(|e| sftp_err(path, "stat", e))?
+                .attrs,
+        );
+        if cur.kind == FileKind::Symlink {
+            return Err(TargetError::Symlink {
+                path: path.to_string(),
+            });
+        }
+        self.set_attrs_raw(sftp, path, mode, uid, gid, Some(&cur))
+            .await
+    }
+
+    async fn remove(&self, path: &str) -> TResult<()> {
+        let sftp = self.sftp().await?;
+        sftp.raw
+            .remove(path)
+            .await
+            .map(|_| ())
+            .map_err(|e| sftp_err(path, "remove", e))
+    }
+
+    async fn list_dir(&self, path: &str) -> TResult<Vec<String>> {
+        let sftp = self.sftp().await?;
+        let h = sftp
+            .raw
+            .opendir(path)
+            .await
+            .map_err(|e| sftp_err(path, "opendir", e))?
+            .handle;
+        let mut names = Vec::new();
+        let res = loop {
+            match sftp.raw.readdir(h.as_str()).await {
+                Ok(n) => names.extend(
+                    n.files
+                        .into_iter()
+                        .map(|f| f.filename)
+                        .filter(|f| f != "." && f != ".."),
+                ),
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                Err(e) => break Err(sftp_err(path, "readdir", e)),
+            }
+        };
+        let _ = sftp.raw.close(h).await;
+        res?;
+        names.sort();
+        Ok(names)
+    }
+
+    async fn read_link(&self, path: &str) -> TResult<String> {
+        let sftp = self.sftp().await?;
+        let n = sftp
+            .raw
+            .readlink(path)
+            .await
+            .map_err(|e| sftp_err(path, "readlink", e))?;
+        n.files
+            .into_iter()
+            .next()
+            .map(|f| f.filename)
+            .ok_or_else(|| TargetError::Io {
+                path: path.to_string(),
+                op: "readlink".into(),
+                msg: "empty reply".into(),
+            })
+    }
+
+    async fn lookup_user(&self, name: &str) -> TResult<Option<UserInfo>> {
+        let out = self.exec_argv(&["getent", "passwd", "--", name]).await?;
+        match out.status {
+            0 => Ok(String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .and_then(parse_passwd)),
+            2 => Ok(None),
+            rc => Err(TargetError::Other(format!(
+                "getent passwd {name}: rc={rc}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+
+    async fn lookup_group(&self, name: &str) -> TResult<Option<u32>> {
+        let out = self.exec_argv(&["getent", "group", "--", name]).await?;
+        match out.status {
+            0 => Ok(String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .and_then(|l| l.split(':').nth(2))
+                .and_then(|g| g.parse().ok())),
+            2 => Ok(None),
+            rc => Err(TargetError::Other(format!(
+                "getent group {name}: rc={rc}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+
+    async fn run(&self, argv: &[String], stdin: Option<Vec<u8>>) -> TResult<CommandOutput> {
+        if argv.is_empty() {
+            return Err(TargetError::Other("empty command".into()));
+        }
+        self.exec_line(&self.command_line(argv), stdin).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn become_prefix_defaults_and_flags() {
+        assert_eq!(become_prefix(&BecomeSpec::default()).unwrap(), None);
+        let b = BecomeSpec {
+            enabled: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            become_prefix(&b).unwrap().unwrap(),
+            ["sudo", "-H", "-n", "-u", "root", "--"]
+        );
+        let b = BecomeSpec {
+            enabled: true,
+            user: Some("deploy".into()),
+            flags: Some("-E -n".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            become_prefix(&b).unwrap().unwrap(),
+            ["sudo", "-E", "-n", "-u", "deploy", "--"]
+        );
+        let b = BecomeSpec {
+            enabled: true,
+            method: Some("su".into()),
+            ..Default::default()
+        };
+        assert!(become_prefix(&b).is_err());
+    }
+
+    #[test]
+    fn temp_names_stay_in_the_destination_directory() {
+        let (dir, t) = temp_name("/etc/ssl/ca.pem").unwrap();
+        assert_eq!(dir, "/etc/ssl");
+        assert!(
+            t.starts_with("/etc/ssl/.ca.pem.sshfleet-") && t.ends_with(".tmp"),
+            "{t}"
+        );
+        let (_, t) = temp_name("/top").unwrap();
+        assert!(t.starts_with("/.top.sshfleet-"), "{t}");
+        let (_, t) = temp_name("rel").unwrap();
+        assert!(t.starts_with("./.rel.sshfleet-"), "{t}");
+        assert!(temp_name("/etc/").is_err());
+        assert_ne!(temp_name("/a/b").unwrap().1, temp_name("/a/b").unwrap().1);
+    }
+
+    #[test]
+    fn sha256sum_and_passwd_parsing() {
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let d = parse_sha256sum(format!("{hex}  /x\n").as_bytes()).unwrap();
+        assert_eq!(crate::target::hex(&d), hex);
+        let d = parse_sha256sum(format!("\\{hex}  /a\\nb\n").as_bytes()).unwrap();
+        assert_eq!(crate::target::hex(&d), hex);
+        assert!(parse_sha256sum(b"short").is_none());
+        let u = parse_passwd("deploy:x:1001:1002:Deploy,,,:/home/deploy:/bin/bash\n").unwrap();
+        assert_eq!(
+            (
+                u.name.as_str(),
+                u.uid,
+                u.gid,
+                u.home.as_str(),
+                u.shell.as_str()
+            ),
+            ("deploy", 1001, 1002, "/home/deploy", "/bin/bash")
+        );
+        assert!(parse_passwd("bad:line").is_none());
+    }
+}
