@@ -1,0 +1,632 @@
+//! `keys rotate`: replace a user's keys fleet-wide without locking anyone out.
+//!
+//! On the controller, once: load the new key pair (or generate it: `--generate`), resolve the
+//! `--keep` keys, pick the `--install` destination. Then per host, strictly in order:
+//! 1. over the normal connection (login user, `-b` if given) add the new key — the
+//!    `authorized_key` operation with `state=present`;
+//! 2. open a **fresh** connection as the rotated user offering **only** the new private key
+//!    (no agent, no other identity, no fallback);
+//! 3. only if 2 succeeded, over that new connection, apply the exclusive set {new key +
+//!    `--keep`} (kept keys keep the options and comments they have in the file) with the
+//!    operation's file guard (re-read, "still what was read" precondition, retried once).
+//!
+//! A host failing 2 keeps both keys and is reported failed ("new key refused by HOST; old key
+//! kept"); the run exits non-zero and names those hosts. The exclusive step runs as the
+//! rotated user (with become only when that user is also the login user), so the step that
+//! removes keys is done by someone who just proved the new key works.
+//!
+//! Check mode: nothing is written (no key files either; a `--generate`d key lives only in
+//! memory), step 2 is not attempted, and the per-host diff is the whole change (current file
+//! → file after step 3).
+//!
+//! `--install`: after a run where every host switched, move the new pair to the private key
+//! file the connection uses (`--private-key`, else the inventory's, which must be the same
+//! file for every host), keeping the old pair as timestamped backups.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::authorized_keys::{AuthorizedKeys, PublicKey};
+use crate::error::{Error, ExitCode, Result};
+use crate::fleet::{self, HostCtx, HostOutcome, RunOptions, Status, resolve::resolve_targets};
+use crate::inventory::conn::{BecomeSpec, ConnSpec};
+use crate::ops::authorized_key::{AuthorizedKeyResult, OpError, RunMode, apply};
+use crate::report::Reporter;
+use crate::run::{GlobalConfig, OutputMode};
+use crate::ssh::{Connector, SshError};
+use crate::target::ssh::SshTarget;
+use crate::target::{Target, TargetError};
+
+use super::commands::{diff_text, edit_params, no_hosts, op_failure};
+use super::keygen::{self, Secret};
+use super::list::{MAX_FILE, keyfile_path};
+use super::plan::{ExclusivePlan, KeyInfo, exclusive_plan, rotation_set};
+use super::source::resolve_all;
+use super::{FileOptions, RotateConfig};
+
+/// The new key as the controller knows it.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// Private key file (absent in check mode with `--generate`).
+    pub path: PathBuf,
+    /// Its public line, as written in `authorized_keys`.
+    pub public: PublicKey,
+    /// Whether the pair exists on disk (false: check-mode generation).
+    pub on_disk: bool,
+}
+
+/// Everything a host job needs, shared by all hosts.
+pub struct Rotation {
+    pub new_key: NewKey,
+    pub keep: Vec<PublicKey>,
+    /// `--user`; `None` = each host's login user.
+    pub user: Option<String>,
+    pub file: FileOptions,
+    pub check: bool,
+    /// Connector for the verification login: the new key's passphrase, no agent.
+    pub verify: Connector,
+}
+
+/// Load or generate the new key pair (controller side, before any host is touched).
+pub fn prepare_new_key(cfg: &RotateConfig, check: bool) -> Result<(NewKey, Option<String>)> {
+    let passphrase = match &cfg.new_passphrase_env {
+        Some(var) => Some(Secret::from_env(var)?),
+        None => None,
+    };
+    let mut note = None;
+    let (private, on_disk) = match &cfg.generate {
+        Some(spec) => {
+            let key = keygen::generate(spec)?;
+            if check {
+                note = Some(format!(
+                    "check mode: generated a new {} key in memory only; nothing written to {}",
+                    key.algorithm().as_str(),
+                    cfg.new_key.display()
+                ));
+                (key, false)
+            } else {
+                keygen::write_new_pair(&cfg.new_key, &key, passphrase.as_ref())?;
+                note = Some(format!(
+                    "generated new key {} ({}) at {} and {}",
+                    keygen::fingerprint(key.public_key()),
+                    key.algorithm().as_str(),
+                    cfg.new_key.display(),
+                    keygen::pub_path(&cfg.new_key).display()
+                ));
+                (key, true)
+            }
+        }
+        None => (
+            keygen::load_private(&cfg.new_key, passphrase.as_ref())?,
+            true,
+        ),
+    };
+    let derived = keygen::public_line(private.public_key())?;
+    let derived = PublicKey::parse_line(&derived)
+        .map_err(|e| Error::Other(format!("{}: {e}", cfg.new_key.display())))?;
+    // Prefer the .pub file's line (its comment), but it must be the same key.
+    let pub_file = keygen::pub_path(&cfg.new_key);
+    let public = match std::fs::read_to_string(&pub_file) {
+        Ok(text) if on_disk => {
+            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let k = PublicKey::parse_line(line)
+                .map_err(|e| Error::Other(format!("{}: {e}", pub_file.display())))?;
+            if k.blob != derived.blob {
+                return Err(Error::Other(format!(
+                    "{} does not belong to the private key {} (fingerprints {} and {})",
+                    pub_file.display(),
+                    cfg.new_key.display(),
+                    k.fingerprint(),
+                    derived.fingerprint()
+                )));
+            }
+            k
+        }
+        _ => derived,
+    };
+    if !public.options.is_empty() {
+        return Err(Error::Other(format!(
+            "{}: a .pub file must not carry authorized_keys options",
+            pub_file.display()
+        )));
+    }
+    Ok((
+        NewKey {
+            path: cfg.new_key.clone(),
+            public,
+            on_disk,
+        },
+        note,
+    ))
+}
+
+/// The one private key file `--install` replaces: `--private-key`, else the identity file all
+/// selected hosts use.
+pub fn install_destination(g: &GlobalConfig, specs: &[ConnSpec]) -> Result<PathBuf> {
+    if let Some(k) = &g.private_key {
+        return Ok(k.clone());
+    }
+    let mut found: Option<&PathBuf> = None;
+    for s in specs {
+        match (s.identity_files.first(), found) {
+            (None, _) => {
+                return Err(Error::Usage(format!(
+                    "--install: host {} has no private key file configured \
+                     (ansible_ssh_private_key_file); give --private-key",
+                    s.name
+                )));
+            }
+            (Some(p), None) => found = Some(p),
+            (Some(p), Some(f)) if p != f => {
+                return Err(Error::Usage(format!(
+                    "--install: hosts use different private key files ({} and {}); \
+                     give --private-key",
+                    f.display(),
+                    p.display()
+                )));
+            }
+            _ => {}
+        }
+    }
+    found
+        .cloned()
+        .ok_or_else(|| Error::Usage("--install: no hosts".into()))
+}
+
+/// The spec of the verification login: the rotated user, only the new key, become only when
+/// the rotated user is the login user.
+pub fn verify_spec(spec: &ConnSpec, login_user: &str, user: &str, key: &Path) -> ConnSpec {
+    let mut v = spec.clone();
+    v.user = Some(user.to_string());
+    v.identity_files = vec![key.to_path_buf()];
+    if user != login_user {
+        v.r#become = BecomeSpec::default();
+    }
+    v
+}
+
+/// Read the current file over `t` and plan the exclusive set.
+async fn plan_on<T: Target>(
+    t: &T,
+    user: &str,
+    path: Option<&str>,
+    wanted: &[PublicKey],
+) -> std::result::Result<ExclusivePlan, OpError> {
+    let info = t
+        .lookup_user(user)
+        .await?
+        .ok_or_else(|| OpError::Failed(format!("user {user} does not exist")))?;
+    let keyfile = keyfile_path(&info.home, path);
+    let text = match t.read(&keyfile, MAX_FILE).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(TargetError::NotFound { .. }) => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    exclusive_plan(&AuthorizedKeys::parse(&text), wanted)
+        .map_err(|e| OpError::Failed(e.to_string()))
+}
+
+fn infos(v: &[KeyInfo]) -> Vec<String> {
+    v.iter().map(|k| k.to_string()).collect()
+}
+
+fn step_json(r: &AuthorizedKeyResult) -> Value {
+    json!({"changed": r.changed, "added": r.added, "updated": r.updated, "removed": r.removed})
+}
+
+/// Before/after of the whole rotation from the step results.
+fn combined_diff(keyfile: &str, steps: &[&AuthorizedKeyResult]) -> Option<String> {
+    let changed: Vec<_> = steps.iter().filter_map(|r| r.diff.as_ref()).collect();
+    let before = &changed.first()?.before;
+    let after = &changed.last()?.after;
+    let d = diff_text(keyfile, before, after);
+    (!d.is_empty()).then_some(d)
+}
+
+/// One host, in order: add, verify, exclusive set.
+pub async fn rotate_host(
+    ctx: Arc<HostCtx>,
+    r: Arc<Rotation>,
+) -> std::result::Result<HostOutcome, TargetError> {
+    let host = ctx.host().to_string();
+    let t = ctx.target().await?;
+    let login = t.session().user.clone();
+    let user = r.user.clone().unwrap_or_else(|| login.clone());
+    let new_fp = r.new_key.public.fingerprint();
+    let wanted = rotation_set(&r.new_key.public, &r.keep);
+    let path = r.file.path.as_deref();
+    let hint = if user != login && !t.becomes() {
+        format!(" (editing {user}'s keys while logging in as {login} needs -b, or -u {user})")
+    } else {
+        String::new()
+    };
+    let mut base = json!({"user": user, "login_user": login, "new_key": new_fp});
+
+    if r.check {
+        // The whole change in one check-mode run of the exclusive set over this connection.
+        let plan = match plan_on(t, &user, path, &wanted).await {
+            Ok(p) => p,
+            Err(e) => return Ok(op_failure(&host, &e, &format!("planning failed{hint}: "))),
+        };
+        let mut params = edit_params(&user, plan.set.clone(), &r.file);
+        params.exclusive = true;
+        let res = match apply(
+            t,
+            &params,
+            RunMode {
+                check: true,
+                diff: true,
+            },
+        )
+        .await
+        {
+            Ok(res) => res,
+            Err(e) => return Ok(op_failure(&host, &e, &format!("check failed{hint}: "))),
+        };
+        base["keyfile"] = json!(res.keyfile);
+        base["would_add"] = json!(infos(&plan.added));
+        base["would_keep"] = json!(infos(&plan.kept));
+        base["would_remove"] = json!(infos(&plan.removed));
+        base["verify"] = json!("skipped (check mode)");
+        let msg = format!(
+            "check mode: would add {new_fp}, log in as {user} with only the new key (not tried in check mode), then remove {} key(s)",
+            plan.removed.len()
+        );
+        let mut o = if res.changed {
+            HostOutcome::changed(&host, base)
+        } else {
+            HostOutcome::ok(&host, base)
+        }
+        .with_msg(msg);
+        if let Some(d) = combined_diff(&res.keyfile, &[&res]) {
+            o = o.with_diff(Value::String(d));
+        }
+        return Ok(o);
+    }
+
+    // Step 1: add the new key with the current credentials.
+    let mut add = edit_params(&user, vec![r.new_key.public.render()], &r.file);
+    add.keep_comments = false;
+    let step1 = match apply(
+        t,
+        &add,
+        RunMode {
+            check: false,
+            diff: true,
+        },
+    )
+    .await
+    {
+        Ok(res) => res,
+        Err(e) => {
+            return Ok(op_failure(
+                &host,
+                &e,
+                &format!("adding the new key failed{hint}; nothing changed: "),
+            ));
+        }
+    };
+    base["keyfile"] = json!(step1.keyfile);
+    base["add"] = step_json(&step1);
+
+    // Step 2: a fresh connection offering only the new key, as the rotated user.
+    let vspec = verify_spec(ctx.spec(), &login, &user, &r.new_key.path);
+    let session = match r.verify.connect_with_key(&vspec, &r.new_key.path).await {
+        Ok(s) => s,
+        Err(e) => {
+            let why = match &e {
+                SshError::Auth { .. } => format!("new key refused by {host}; old key kept"),
+                _ => format!("could not verify the new key on {host}; old key kept"),
+            };
+            base["verify"] = json!({"ok": false, "error": e.to_string()});
+            let mut o = HostOutcome::failed(&host, format!("{why} ({e})")).with_result(base);
+            if let Some(d) = combined_diff(&step1.keyfile, &[&step1]) {
+                o = o.with_diff(Value::String(d));
+            }
+            return Ok(o);
+        }
+    };
+    base["verify"] = json!({"ok": true, "user": user});
+    let vt = SshTarget::new(session, &vspec.r#become).map_err(TargetError::from)?;
+
+    // Step 3: the exclusive set, over the connection that proved the new key.
+    let step3 = async {
+        let plan = plan_on(&vt, &user, path, &wanted).await?;
+        let mut params = edit_params(&user, plan.set.clone(), &r.file);
+        params.exclusive = true;
+        let res = apply(
+            &vt,
+            &params,
+            RunMode {
+                check: false,
+                diff: true,
+            },
+        )
+        .await?;
+        Ok::<_, OpError>((plan, res))
+    }
+    .await;
+    vt.close().await;
+    let (plan, step3) = match step3 {
+        Ok(x) => x,
+        Err(e) => {
+            let mut o = HostOutcome::failed(
+                &host,
+                format!(
+                    "the new key works, but removing the old keys failed ({e}); both keys remain"
+                ),
+            )
+            .with_result(base);
+            if let Some(d) = combined_diff(&step1.keyfile, &[&step1]) {
+                o = o.with_diff(Value::String(d));
+            }
+            return Ok(o);
+        }
+    };
+    base["exclusive"] = step_json(&step3);
+    base["kept"] = json!(infos(&plan.kept));
+    base["removed"] = json!(infos(&plan.removed));
+    let changed = step1.changed || step3.changed;
+    let mut o = if changed {
+        HostOutcome::changed(&host, base)
+    } else {
+        HostOutcome::ok(&host, base)
+    };
+    if changed {
+        o = o.with_msg(format!(
+            "rotated {user} to {new_fp}; removed {} key(s)",
+            plan.removed.len()
+        ));
+    }
+    if let Some(d) = combined_diff(&step1.keyfile, &[&step1, &step3]) {
+        o = o.with_diff(Value::String(d));
+    }
+    Ok(o)
+}
+
+/// Hosts whose verification failed (they kept both keys).
+pub fn refused_hosts(outcomes: &[HostOutcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|o| {
+            o.status == Status::Failed
+                && o.result
+                    .get("verify")
+                    .and_then(|v| v.get("ok"))
+                    .and_then(Value::as_bool)
+                    == Some(false)
+        })
+        .map(|o| o.host.clone())
+        .collect()
+}
+
+fn note(g: &GlobalConfig, msg: &str) {
+    // Stdout carries the JSON document in --json mode; notes go to stderr there.
+    match g.output {
+        OutputMode::Json => eprintln!("{msg}"),
+        OutputMode::Text => println!("{msg}"),
+    }
+}
+
+/// `keys rotate`.
+pub fn rotate(g: &GlobalConfig, cfg: &RotateConfig) -> Result<ExitCode> {
+    let keep_resolved = resolve_all(&cfg.keep, &super::commands::fetch)?;
+    let keep: Vec<PublicKey> = keep_resolved.into_iter().flat_map(|r| r.keys).collect();
+    let specs = resolve_targets(g, &cfg.hosts.pattern)?;
+    if specs.is_empty() {
+        return Ok(no_hosts(&cfg.hosts.pattern));
+    }
+    let connector = fleet::connector_for(g);
+    let default_user = connector.config().default_user.clone();
+    let install_dest = if cfg.install {
+        let dest = install_destination(g, &specs)?;
+        if let Some(u) = &cfg.user
+            && let Some(s) = specs
+                .iter()
+                .find(|s| s.user.as_deref().unwrap_or(&default_user) != u)
+        {
+            return Err(Error::Usage(format!(
+                "--install replaces the key used to log in, but host {} logs in as {}, not {u}",
+                s.name,
+                s.user.as_deref().unwrap_or(&default_user)
+            )));
+        }
+        Some(dest)
+    } else {
+        None
+    };
+    let (new_key, gen_note) = prepare_new_key(cfg, g.check)?;
+    if let Some(n) = gen_note {
+        note(g, &n);
+    }
+    let mut vcfg = connector.config().clone();
+    vcfg.passphrase_env = cfg.new_passphrase_env.clone();
+    vcfg.interactive = false;
+    vcfg.agent = crate::ssh::AgentSource::Disabled;
+    vcfg.default_identities = Vec::new();
+    let rotation = Arc::new(Rotation {
+        new_key,
+        keep,
+        user: cfg.user.clone(),
+        file: cfg.file.clone(),
+        check: g.check,
+        verify: Connector::new(vcfg),
+    });
+    let title = format!(
+        "keys rotate to {}{}",
+        rotation.new_key.public.fingerprint(),
+        if g.check { " (check mode)" } else { "" }
+    );
+    let mut reporter = Reporter::for_global(g).with_title(&title);
+    let opts = RunOptions::from_global(g);
+    let recap = fleet::block_on(async {
+        let r = rotation.clone();
+        fleet::run(specs, &connector, &opts, &mut reporter, move |ctx| {
+            rotate_host(ctx, r.clone())
+        })
+        .await
+    });
+    let code = reporter.finish(&recap);
+    let refused = refused_hosts(&recap.outcomes);
+    if !refused.is_empty() {
+        eprintln!(
+            "new key refused on {} host(s), old key kept there: {}",
+            refused.len(),
+            refused.join(", ")
+        );
+    }
+    if let Some(dest) = install_dest
+        && !g.check
+    {
+        let all_switched = !recap.interrupted
+            && recap.not_finished.is_empty()
+            && recap
+                .outcomes
+                .iter()
+                .all(|o| matches!(o.status, Status::Ok | Status::Changed));
+        if !all_switched {
+            eprintln!(
+                "[WARNING]: not installing the new key at {}: not every host switched to it",
+                dest.display()
+            );
+        } else {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let done = keygen::install(&rotation.new_key.path, &dest, now)?;
+            note(
+                g,
+                &format!(
+                    "installed the new key at {}; previous pair kept as {}",
+                    done.private_key.display(),
+                    done.backups
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorized_keys::testkeys::ED1;
+    use crate::ops::keys::{GenerateSpec, KeyType, Selection};
+    use std::time::Duration;
+
+    fn global() -> GlobalConfig {
+        GlobalConfig {
+            inventory: vec![],
+            limit: None,
+            forks: 5,
+            remote_user: None,
+            private_key: None,
+            passphrase_env: None,
+            known_hosts: None,
+            host_key_checking: None,
+            connect_timeout: Duration::from_secs(7),
+            host_timeout: None,
+            r#become: false,
+            become_user: None,
+            check: false,
+            diff: false,
+            output: OutputMode::Text,
+            verbose: 0,
+        }
+    }
+
+    fn cfg(path: &Path, generate: bool) -> RotateConfig {
+        RotateConfig {
+            hosts: Selection {
+                pattern: "all".into(),
+            },
+            new_key: path.to_path_buf(),
+            generate: generate.then(|| GenerateSpec {
+                key_type: KeyType::Ed25519,
+                comment: "new@test".into(),
+            }),
+            new_passphrase_env: None,
+            keep: vec![],
+            user: None,
+            install: false,
+            file: FileOptions::default(),
+        }
+    }
+
+    #[test]
+    fn check_mode_generation_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new");
+        let (k, note) = prepare_new_key(&cfg(&p, true), true).unwrap();
+        assert!(!k.on_disk);
+        assert!(note.unwrap().contains("nothing written"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(k.public.comment, "new@test");
+    }
+
+    #[test]
+    fn generate_then_reuse_and_mismatched_pub_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new");
+        let (k1, _) = prepare_new_key(&cfg(&p, true), false).unwrap();
+        assert!(k1.on_disk && p.exists());
+        // A second --generate refuses to overwrite; without it the same key is loaded.
+        assert!(prepare_new_key(&cfg(&p, true), false).is_err());
+        let (k2, _) = prepare_new_key(&cfg(&p, false), false).unwrap();
+        assert_eq!(k1.public, k2.public);
+        std::fs::write(keygen::pub_path(&p), format!("{ED1}\n")).unwrap();
+        let err = prepare_new_key(&cfg(&p, false), false).unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err}");
+    }
+
+    #[test]
+    fn install_destination_rules() {
+        let mut a = ConnSpec::new("a");
+        a.identity_files = vec![PathBuf::from("/k/id")];
+        let mut b = ConnSpec::new("b");
+        b.identity_files = vec![PathBuf::from("/k/id")];
+        let g = global();
+        assert_eq!(
+            install_destination(&g, &[a.clone(), b.clone()]).unwrap(),
+            PathBuf::from("/k/id")
+        );
+        b.identity_files = vec![PathBuf::from("/k/other")];
+        assert!(install_destination(&g, &[a.clone(), b.clone()]).is_err());
+        assert!(install_destination(&g, &[ConnSpec::new("c")]).is_err());
+        let mut g2 = global();
+        g2.private_key = Some(PathBuf::from("/cli/key"));
+        assert_eq!(
+            install_destination(&g2, &[a, b]).unwrap(),
+            PathBuf::from("/cli/key")
+        );
+    }
+
+    #[test]
+    fn verify_spec_offers_only_the_new_key_as_the_rotated_user() {
+        let mut s = ConnSpec::new("h");
+        s.user = Some("deploy".into());
+        s.identity_files = vec![PathBuf::from("/old")];
+        s.r#become.enabled = true;
+        let v = verify_spec(&s, "deploy", "backup", Path::new("/new"));
+        assert_eq!(v.user.as_deref(), Some("backup"));
+        assert_eq!(v.identity_files, vec![PathBuf::from("/new")]);
+        assert!(!v.r#become.enabled);
+        let v = verify_spec(&s, "deploy", "deploy", Path::new("/new"));
+        assert!(v.r#become.enabled);
+    }
+
+    #[test]
+    fn refused_hosts_are_those_failing_verification() {
+        let ok = HostOutcome::changed("a", json!({}));
+        let refused = HostOutcome::failed("b", "x").with_result(json!({"verify": {"ok": false}}));
+        let other = HostOutcome::failed("c", "y");
+        assert_eq!(refused_hosts(&[ok, refused, other]), vec!["b".to_string()]);
+    }
+}
