@@ -1,0 +1,5 @@
+//! `sshfleet_copy`: the Ansible binary module (see `sshfleet::module::copy`).
+
+fn main() {
+    std::process::exit(sshfleet::module::copy::main());
+}
