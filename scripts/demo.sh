@@ -34,6 +34,7 @@ for _ in $(seq 1 300); do
 done
 [ -e "$work/fleet/ready" ] || { echo "fleet did not come up"; cat "$work/fleet.log"; exit 1; }
 inv="$work/fleet/inventory.ini"
+fleet_key="$work/fleet/id_ed25519"
 sf() { echo "+ sshfleet $*" >&2; "$bin" -i "$inv" "$@"; }
 
 sf ping
@@ -47,17 +48,28 @@ sf run -l host01 -- sh -c '
   cat ca.crt > ca-bundle.pem; rm -f web.csr ca.srl; chmod 600 ca.key web.key'
 
 echo "==> rotating the deploy user's key on every host (add -> verify with only the new key -> exclusive)"
-sf keys rotate --generate --new-key "$work/id_ed25519_new" --user deploy
+#    --install then moves the new pair to the inventory's key path (old pair kept as a backup).
+sf keys rotate --generate --new-key "$work/id_ed25519_new" --user deploy --install
 
-echo "==> the old key no longer logs in; the new one does (checked per host by sshfleet itself)"
-sf --private-key "$work/id_ed25519_new" ping
+echo "==> a second rotation run with the same key changes nothing"
+sf keys rotate --new-key "$fleet_key" --user deploy
+
+echo "==> the old key is refused by every sshd now; the new one logs in"
+old_key="$(ls "$fleet_key".*~ | grep -v '\.pub\.' | head -n1)"
+port1="$(sed -n 's/^host01 .*ansible_port=\([0-9]*\).*/\1/p' "$inv")"
+if ssh -F /dev/null -i "$old_key" -o IdentitiesOnly=yes -o BatchMode=yes \
+     -o UserKnownHostsFile="$work/fleet/known_hosts" -p "$port1" deploy@127.0.0.1 true 2>/dev/null; then
+  echo "old key still works on host01: rotation failed"; exit 1
+fi
+echo "    old key refused on host01 (OpenSSH ssh), as expected"
+sf ping
 
 echo "==> replicating PKI files from host01 to the rest (streamed, checksum-verified, atomic)"
-sf --private-key "$work/id_ed25519_new" replicate --from host01 \
+sf replicate --from host01 \
   /home/deploy/pki/ca.crt /home/deploy/pki/web.crt /home/deploy/pki/web.key /home/deploy/pki/ca-bundle.pem
 
 echo "==> second replicate: nothing to do (all ok)"
-sf --private-key "$work/id_ed25519_new" replicate --from host01 \
+sf replicate --from host01 \
   /home/deploy/pki/ca.crt /home/deploy/pki/web.crt /home/deploy/pki/web.key /home/deploy/pki/ca-bundle.pem
 
 echo "==> done; tearing the fleet down"

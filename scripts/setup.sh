@@ -28,6 +28,13 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/
   log "adding rust target x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || log "musl target unavailable; modules will be built for the host target"
 fi
+# ring (TLS for key URLs in the modules) compiles C for the musl target with musl-gcc.
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl && ! command -v musl-gcc >/dev/null 2>&1; then
+  log "installing musl-tools (musl-gcc for the static module build)"
+  export DEBIAN_FRONTEND=noninteractive
+  [ "${#need_pkgs[@]}" -gt 0 ] || apt-get update -qq
+  apt-get install -y -qq --no-install-recommends musl-tools >/dev/null
+fi
 
 # Python venv with real ansible-core (and the `ansible` package for ansible.posix).
 # SSHFLEET_SETUP_ANSIBLE=0 skips it (the demo does not need Ansible).

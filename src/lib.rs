@@ -24,3 +24,5 @@ pub mod report;
 pub mod run;
 #[cfg(feature = "controller")]
 pub mod ssh;
+#[cfg(feature = "controller")]
+pub mod testfleet;

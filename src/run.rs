@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{ExitCode, Result};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub enum Command {
     Keys(crate::ops::keys::KeysCommand),
     /// `slurp`, `copy`, `replicate`
     Files(crate::ops::replicate::FilesCommand),
+    /// `fleet up`: a local test/demo fleet (see [`crate::testfleet::up`])
+    FleetUp(crate::testfleet::up::UpConfig),
 }
 
 /// A fully parsed command line.
@@ -68,17 +70,15 @@ pub struct Invocation {
 /// Run one invocation to completion and return the exit code.
 pub fn execute(inv: Invocation) -> Result<ExitCode> {
     match inv.command {
-        Command::InventoryList | Command::InventoryHost(_) | Command::Hosts(_) => {
-            Err(Error::NotImplemented {
-                what: "inventory commands",
-            })
+        Command::FleetUp(cfg) => crate::testfleet::up::run_up(cfg),
+        Command::InventoryList => crate::inventory::commands::list(&inv.global),
+        Command::InventoryHost(h) => crate::inventory::commands::host(&inv.global, &h),
+        Command::Hosts(p) => crate::inventory::commands::hosts(&inv.global, &p),
+        Command::Ping { pattern } => crate::fleet::adhoc::ping(&inv.global, &pattern),
+        Command::Run { pattern, argv } => {
+            crate::fleet::adhoc::run_command(&inv.global, &pattern, &argv)
         }
-        Command::Ping { .. } | Command::Run { .. } => {
-            Err(Error::NotImplemented { what: "ping/run" })
-        }
-        Command::Keys(_) => Err(Error::NotImplemented { what: "keys" }),
-        Command::Files(_) => Err(Error::NotImplemented {
-            what: "slurp/copy/replicate",
-        }),
+        Command::Keys(cmd) => crate::ops::keys::execute(&inv.global, &cmd),
+        Command::Files(cmd) => crate::ops::replicate::driver::execute(&inv.global, &cmd),
     }
 }

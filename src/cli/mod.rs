@@ -6,6 +6,7 @@
 
 pub mod adhoc;
 pub mod files;
+pub mod fleet;
 pub mod inventory;
 pub mod keys;
 
@@ -25,12 +26,19 @@ pub struct Cli {
         short = 'i',
         long = "inventory",
         global = true,
+        help_heading = "Global options",
         value_name = "INVENTORY"
     )]
     pub inventory: Vec<String>,
 
     /// Further limit selected hosts to a pattern (Ansible syntax: `a:b`, `&g`, `!g`, `~re`, `@file`).
-    #[arg(short = 'l', long = "limit", global = true, value_name = "SUBSET")]
+    #[arg(
+        short = 'l',
+        long = "limit",
+        global = true,
+        help_heading = "Global options",
+        value_name = "SUBSET"
+    )]
     pub limit: Option<String>,
 
     /// How many hosts to work on at once.
@@ -38,13 +46,20 @@ pub struct Cli {
         short = 'f',
         long = "forks",
         global = true,
+        help_heading = "Global options",
         default_value_t = 200,
         value_name = "FORKS"
     )]
     pub forks: usize,
 
     /// Connect as this user (overrides ansible_user).
-    #[arg(short = 'u', long = "user", global = true, value_name = "REMOTE_USER")]
+    #[arg(
+        short = 'u',
+        long = "user",
+        global = true,
+        help_heading = "Global options",
+        value_name = "REMOTE_USER"
+    )]
     pub remote_user: Option<String>,
 
     /// Private key file for authentication (overrides ansible_ssh_private_key_file).
@@ -52,20 +67,36 @@ pub struct Cli {
         long = "private-key",
         visible_alias = "key-file",
         global = true,
+        help_heading = "Global options",
         value_name = "PRIVATE_KEY_FILE"
     )]
     pub private_key: Option<PathBuf>,
 
     /// Environment variable holding the passphrase of an encrypted private key.
-    #[arg(long = "passphrase-env", global = true, value_name = "VAR")]
+    #[arg(
+        long = "passphrase-env",
+        global = true,
+        help_heading = "Global options",
+        value_name = "VAR"
+    )]
     pub passphrase_env: Option<String>,
 
     /// known_hosts file to check host keys against (default ~/.ssh/known_hosts).
-    #[arg(long = "known-hosts", global = true, value_name = "FILE")]
+    #[arg(
+        long = "known-hosts",
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub known_hosts: Option<PathBuf>,
 
     /// Host key checking: yes (strict, default), accept-new, no.
-    #[arg(long = "host-key-checking", global = true, value_name = "MODE")]
+    #[arg(
+        long = "host-key-checking",
+        global = true,
+        help_heading = "Global options",
+        value_name = "MODE"
+    )]
     pub host_key_checking: Option<String>,
 
     /// Per-host connection timeout in seconds.
@@ -73,6 +104,7 @@ pub struct Cli {
         short = 'T',
         long = "timeout",
         global = true,
+        help_heading = "Global options",
         default_value_t = 10,
         value_name = "SECS"
     )]
@@ -82,33 +114,54 @@ pub struct Cli {
     #[arg(
         long = "host-timeout",
         global = true,
+        help_heading = "Global options",
         default_value_t = 0,
         value_name = "SECS"
     )]
     pub host_timeout: u64,
 
     /// Run operations with become (sudo).
-    #[arg(short = 'b', long = "become", global = true)]
+    #[arg(
+        short = 'b',
+        long = "become",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub r#become: bool,
 
     /// Become this user (default root).
-    #[arg(long = "become-user", global = true, value_name = "USER")]
+    #[arg(
+        long = "become-user",
+        global = true,
+        help_heading = "Global options",
+        value_name = "USER"
+    )]
     pub become_user: Option<String>,
 
     /// Don't make any changes; predict what would change.
-    #[arg(short = 'C', long = "check", global = true)]
+    #[arg(
+        short = 'C',
+        long = "check",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub check: bool,
 
     /// Show the differences in files that change.
-    #[arg(short = 'D', long = "diff", global = true)]
+    #[arg(
+        short = 'D',
+        long = "diff",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub diff: bool,
 
     /// Print one JSON document with a result object per host instead of the text recap.
-    #[arg(long = "json", global = true)]
+    #[arg(long = "json", global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// More output (repeat for more).
-    #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
+    #[arg(short = 'v', long = "verbose", global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
@@ -134,6 +187,9 @@ pub enum Command {
     Copy(files::CopyArgs),
     /// Copy files from one host to every other selected host, byte for byte.
     Replicate(files::ReplicateArgs),
+    /// Test/demo: run a local fleet of real sshd hosts on 127.0.0.1 (`fleet up`; root only).
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
 }
 
 impl Cli {
@@ -171,6 +227,7 @@ impl Cli {
             Command::Slurp(a) => a.into_command()?,
             Command::Copy(a) => a.into_command()?,
             Command::Replicate(a) => a.into_command()?,
+            Command::Fleet(a) => a.into_command()?,
         };
         Ok(Invocation { global, command })
     }

@@ -4,3 +4,14 @@
 mod support;
 
 mod cli;
+mod fleet;
+mod hostile;
+mod inventory;
+mod keys;
+mod modules_authorized_key;
+mod modules_files;
+mod playbooks;
+mod properties;
+mod reliability;
+mod replicate;
+mod ssh;
