@@ -66,6 +66,30 @@ pub fn resolve_targets(g: &GlobalConfig, pattern: &str) -> Result<Vec<ConnSpec>>
         .collect()
 }
 
+/// A [`GlobalConfig`] with every flag at its default (no inventory, 5 forks, 7 s timeout):
+/// the base unit tests of fleet commands start from.
+#[cfg(test)]
+pub(crate) fn test_global() -> GlobalConfig {
+    GlobalConfig {
+        inventory: vec![],
+        limit: None,
+        forks: 5,
+        remote_user: None,
+        private_key: None,
+        passphrase_env: None,
+        known_hosts: None,
+        host_key_checking: None,
+        connect_timeout: std::time::Duration::from_secs(7),
+        host_timeout: None,
+        r#become: false,
+        become_user: None,
+        check: false,
+        diff: false,
+        output: crate::run::OutputMode::Text,
+        verbose: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,24 +97,7 @@ mod tests {
     use std::time::Duration;
 
     fn global() -> GlobalConfig {
-        GlobalConfig {
-            inventory: vec![],
-            limit: None,
-            forks: 5,
-            remote_user: None,
-            private_key: None,
-            passphrase_env: None,
-            known_hosts: None,
-            host_key_checking: None,
-            connect_timeout: Duration::from_secs(7),
-            host_timeout: None,
-            r#become: false,
-            become_user: None,
-            check: false,
-            diff: false,
-            output: crate::run::OutputMode::Text,
-            verbose: 0,
-        }
+        test_global()
     }
 
     #[test]

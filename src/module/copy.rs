@@ -29,7 +29,7 @@ use crate::files::mode::{ModeSpec, mode_string};
 use crate::files::owner::IdSpec;
 use crate::ops::copy::{CopyOptions, FileReport, HostReport, copy_content};
 use crate::target::local::LocalTarget;
-use crate::target::{FileKind, FileStat, Target, hex};
+use crate::target::{FileKind, FileStat, Target, hex, id_name};
 
 pub const NAME: &str = "sshfleet_copy";
 
@@ -198,20 +198,6 @@ async fn follow_links<T: Target>(t: &T, dest: &str) -> Result<String, Failure> {
     Err(Failure::new(format!(
         "{dest}: more than {MAX_LINKS} symlinks to follow"
     )))
-}
-
-/// First field of `getent DB ID` (works the same in a static musl binary as with glibc NSS).
-async fn id_name<T: Target>(t: &T, db: &str, id: u32) -> Option<String> {
-    let out = t
-        .run(&["getent".into(), db.into(), id.to_string()], None)
-        .await
-        .ok()?;
-    if out.status != 0 {
-        return None;
-    }
-    let line = String::from_utf8(out.stdout).ok()?;
-    let name = line.split(':').next()?.trim();
-    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// What the destination looks like: `(mode, uid, gid)`, from a fresh `lstat` after a real run,

@@ -16,7 +16,7 @@ use crate::files::mode::mode_string;
 use crate::files::spec;
 use crate::ops::replicate::fanout;
 use crate::target::local::LocalTarget;
-use crate::target::{Body, Expect, FileKind, Target, TargetError, WriteSpec};
+use crate::target::{Body, Expect, FileKind, Target, TargetError, WriteSpec, id_name};
 
 /// Default size limit for [`slurp`] (content is held in memory and base64-encoded).
 pub const SLURP_LIMIT: u64 = 64 * 1024 * 1024;
@@ -54,23 +54,6 @@ impl Slurped {
     }
 }
 
-/// First field of `getent DB ID`, best effort (`None` when there is no entry).
-async fn name_of<T: Target>(t: &T, db: &str, id: u32) -> Option<String> {
-    let out = t
-        .run(
-            &["getent".to_string(), db.to_string(), id.to_string()],
-            None,
-        )
-        .await
-        .ok()?;
-    if out.status != 0 {
-        return None;
-    }
-    let line = String::from_utf8(out.stdout).ok()?;
-    let name = line.split(':').next()?.trim();
-    (!name.is_empty()).then(|| name.to_string())
-}
-
 /// Read `path` (following a symlink) from `t`; fails for directories, missing files and
 /// files larger than `limit`.
 pub async fn slurp<T: Target>(t: &T, path: &str, limit: u64) -> Result<Slurped, TargetError> {
@@ -94,8 +77,8 @@ pub async fn slurp<T: Target>(t: &T, path: &str, limit: u64) -> Result<Slurped, 
     }
     let (content, owner, group) = tokio::join!(
         t.read(path, limit),
-        name_of(t, "passwd", st.uid),
-        name_of(t, "group", st.gid)
+        id_name(t, "passwd", st.uid),
+        id_name(t, "group", st.gid)
     );
     let content = content?;
     Ok(Slurped {

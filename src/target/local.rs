@@ -36,20 +36,7 @@ impl LocalTarget {
 }
 
 fn io_err(path: &str, op: &str, e: io::Error) -> TargetError {
-    match e.kind() {
-        io::ErrorKind::NotFound => TargetError::NotFound {
-            path: path.to_string(),
-        },
-        io::ErrorKind::PermissionDenied => TargetError::PermissionDenied {
-            path: path.to_string(),
-            op: op.to_string(),
-        },
-        _ => TargetError::Io {
-            path: path.to_string(),
-            op: op.to_string(),
-            msg: e.to_string(),
-        },
-    }
+    TargetError::io(path, op, e.kind(), e.to_string())
 }
 
 fn to_stat(m: &fs::Metadata) -> FileStat {
@@ -182,11 +169,36 @@ fn backup_file(dest: &str) -> TResult<Option<String>> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let name = super::backup_name(dest, std::process::id(), now);
-    fs::copy(dest, &name).map_err(|e| io_err(&name, "backup", e))?;
-    let _ = fs::set_permissions(&name, fs::Permissions::from_mode(meta.mode() & 0o7777));
-    let _ = std::os::unix::fs::lchown(&name, Some(meta.uid()), Some(meta.gid()));
-    Ok(Some(name))
+    for name in super::backup_candidates(dest, std::process::id(), now) {
+        // A hard link keeps the old inode (content, owner, mode, times) under the backup name
+        // and, like every fallback here, never replaces an existing file.
+        match fs::hard_link(dest, &name) {
+            Ok(()) => return Ok(Some(name)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => {}
+        }
+        let mut src = File::open(dest).map_err(|e| io_err(dest, "backup", e))?;
+        let mut out = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&name)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&name, "backup", e)),
+        };
+        io::copy(&mut src, &mut out).map_err(|e| io_err(&name, "backup", e))?;
+        let _ = std::os::unix::fs::lchown(&name, Some(meta.uid()), Some(meta.gid()));
+        out.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| io_err(&name, "backup", e))?;
+        return Ok(Some(name));
+    }
+    Err(io_err(
+        dest,
+        "backup",
+        io::Error::other("no free backup file name"),
+    ))
 }
 
 fn fsync_dir(dest: &str) {
@@ -478,14 +490,36 @@ fn cstr_field(p: *const libc::c_char) -> String {
     }
 }
 
-/// `getpwnam_r`: the system user database (NSS), as Python's `pwd.getpwnam`.
-pub fn lookup_user(name: &str) -> TResult<Option<UserInfo>> {
+/// Run one `get*nam_r` lookup of `name`, growing the buffer while it answers `ERANGE`.
+/// `call(name, buf)` returns the entry (`None`: no such entry) or the call's error code.
+fn nss_lookup<E>(
+    what: &str,
+    name: &str,
+    mut call: impl FnMut(&CStr, &mut [libc::c_char]) -> Result<Option<E>, libc::c_int>,
+) -> TResult<Option<E>> {
     let Ok(cname) = CString::new(name) else {
         return Ok(None);
     };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     loop {
-        // SAFETY: zeroed passwd is a valid out-parameter; buffers outlive the call.
+        match call(&cname, &mut buf) {
+            Err(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(rc) => {
+                return Err(TargetError::Other(format!(
+                    "{what} lookup for {name:?} failed: {}",
+                    io::Error::from_raw_os_error(rc)
+                )));
+            }
+            Ok(found) => return Ok(found),
+        }
+    }
+}
+
+/// `getpwnam_r`: the system user database (NSS), as Python's `pwd.getpwnam`.
+pub fn lookup_user(name: &str) -> TResult<Option<UserInfo>> {
+    nss_lookup("user", name, |cname, buf| {
+        // SAFETY: zeroed passwd is a valid out-parameter; `buf` outlives the call and the
+        // strings read from it below.
         let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         let rc = unsafe {
@@ -497,36 +531,22 @@ pub fn lookup_user(name: &str) -> TResult<Option<UserInfo>> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
         if rc != 0 {
-            return Err(TargetError::Other(format!(
-                "user lookup for {name:?} failed: {}",
-                io::Error::from_raw_os_error(rc)
-            )));
+            return Err(rc);
         }
-        if result.is_null() {
-            return Ok(None);
-        }
-        return Ok(Some(UserInfo {
+        Ok((!result.is_null()).then(|| UserInfo {
             name: cstr_field(pw.pw_name),
             uid: pw.pw_uid,
             gid: pw.pw_gid,
             home: cstr_field(pw.pw_dir),
             shell: cstr_field(pw.pw_shell),
-        }));
-    }
+        }))
+    })
 }
 
 /// `getgrnam_r`: a group id by name.
 pub fn lookup_group(name: &str) -> TResult<Option<u32>> {
-    let Ok(cname) = CString::new(name) else {
-        return Ok(None);
-    };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    loop {
+    nss_lookup("group", name, |cname, buf| {
         // SAFETY: as above.
         let mut gr: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
@@ -539,18 +559,11 @@ pub fn lookup_group(name: &str) -> TResult<Option<u32>> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
         if rc != 0 {
-            return Err(TargetError::Other(format!(
-                "group lookup for {name:?} failed: {}",
-                io::Error::from_raw_os_error(rc)
-            )));
+            return Err(rc);
         }
-        return Ok((!result.is_null()).then_some(gr.gr_gid));
-    }
+        Ok((!result.is_null()).then_some(gr.gr_gid))
+    })
 }
 
 #[cfg(test)]
@@ -668,6 +681,14 @@ mod tests {
         let backup = out.backup_file.expect("backup made");
         assert_eq!(fs::read(&backup).unwrap(), b"v1");
         assert_eq!(fs::read(&dest).unwrap(), b"v2");
+        // A second backup within the same second gets its own name; the first survives.
+        let out2 = rt()
+            .block_on(LocalTarget.write_atomic(&s, Body::Bytes(Bytes::from_static(b"v3"))))
+            .unwrap();
+        let backup2 = out2.backup_file.expect("second backup made");
+        assert_ne!(backup2, backup);
+        assert_eq!(fs::read(&backup).unwrap(), b"v1");
+        assert_eq!(fs::read(&backup2).unwrap(), b"v2");
     }
 
     #[test]

@@ -131,6 +131,28 @@ pub enum TargetError {
 
 pub type TResult<T> = Result<T, TargetError>;
 
+impl TargetError {
+    /// A failed `op` on `path`: [`TargetError::NotFound`] or [`TargetError::PermissionDenied`]
+    /// when `kind` says so, otherwise [`TargetError::Io`] with `msg`. Both targets map their
+    /// native errors (`std::io`, SFTP status codes) through this one classification.
+    pub fn io(path: &str, op: &str, kind: std::io::ErrorKind, msg: String) -> Self {
+        match kind {
+            std::io::ErrorKind::NotFound => TargetError::NotFound {
+                path: path.to_string(),
+            },
+            std::io::ErrorKind::PermissionDenied => TargetError::PermissionDenied {
+                path: path.to_string(),
+                op: op.to_string(),
+            },
+            _ => TargetError::Io {
+                path: path.to_string(),
+                op: op.to_string(),
+                msg,
+            },
+        }
+    }
+}
+
 /// Everything an operation needs from one host. All methods take `&self` so one connection
 /// can serve concurrent requests. Implementations must never pass user-supplied strings
 /// through a shell unquoted.
@@ -204,6 +226,22 @@ pub trait Target: Send + Sync {
         argv: &[String],
         stdin: Option<Vec<u8>>,
     ) -> impl Future<Output = TResult<CommandOutput>> + Send;
+}
+
+/// The name of user or group `id` on `t`: first field of `getent DB ID` (`db` is `passwd` or
+/// `group`; works the same in a static musl binary as with glibc NSS). Best effort: `None`
+/// when there is no entry or the lookup fails.
+pub async fn id_name<T: Target>(t: &T, db: &str, id: u32) -> Option<String> {
+    let out = t
+        .run(&["getent".into(), db.into(), id.to_string()], None)
+        .await
+        .ok()?;
+    if out.status != 0 {
+        return None;
+    }
+    let line = String::from_utf8(out.stdout).ok()?;
+    let name = line.split(':').next()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Hex of a sha256 digest.
@@ -327,6 +365,20 @@ pub fn backup_name(dest: &str, pid: u32, unix_secs: i64) -> String {
     format!("{dest}.{pid}.{y:04}-{mo:02}-{d:02}@{h:02}:{mi:02}:{s:02}~")
 }
 
+/// Backup names to try for `dest`, in order: Ansible's name first, then (when that is taken —
+/// a second backup within the same second) `NAME.1~`, `NAME.2~`, ... so no backup is ever
+/// overwritten.
+pub fn backup_candidates(dest: &str, pid: u32, unix_secs: i64) -> impl Iterator<Item = String> {
+    let base = backup_name(dest, pid, unix_secs);
+    (0..1000u32).map(move |n| {
+        if n == 0 {
+            base.clone()
+        } else {
+            format!("{}.{n}~", base.trim_end_matches('~'))
+        }
+    })
+}
+
 /// Local civil time via `localtime_r` (falls back to UTC).
 fn local_civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
     let tt = t as libc::time_t;
@@ -402,7 +454,14 @@ mod tests {
     fn civil_time() {
         assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil_from_unix(951_782_400), (2000, 2, 29, 0, 0, 0));
-        let name = backup_name("/x", 42, 1_700_000_000);
+        let mut names = backup_candidates("/x", 42, 1_700_000_000);
+        let first = names.next().unwrap();
+        assert_eq!(first, backup_name("/x", 42, 1_700_000_000));
+        assert_eq!(
+            names.next().unwrap(),
+            format!("{}.1~", first.trim_end_matches('~'))
+        );
+        let name = first;
         assert!(
             name.starts_with("/x.42.2023-11-1") && name.ends_with('~'),
             "{name}"

@@ -212,33 +212,25 @@ fn become_prefix(b: &BecomeSpec) -> Result<Option<Vec<String>>, SshError> {
 }
 
 fn sftp_err(path: &str, op: &str, e: SftpError) -> TargetError {
+    use std::io::ErrorKind;
     match e {
-        SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => TargetError::NotFound {
-            path: path.to_string(),
-        },
-        SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => {
-            TargetError::PermissionDenied {
-                path: path.to_string(),
-                op: op.to_string(),
-            }
-        }
-        SftpError::Status(s) => TargetError::Io {
-            path: path.to_string(),
-            op: op.to_string(),
-            msg: if s.error_message.is_empty() {
+        SftpError::Status(s) => {
+            let kind = match s.status_code {
+                StatusCode::NoSuchFile => ErrorKind::NotFound,
+                StatusCode::PermissionDenied => ErrorKind::PermissionDenied,
+                _ => ErrorKind::Other,
+            };
+            let msg = if s.error_message.is_empty() {
                 s.status_code.to_string()
             } else {
                 s.error_message
-            },
-        },
+            };
+            TargetError::io(path, op, kind, msg)
+        }
         SftpError::UnexpectedBehavior(m) if m.contains("session closed") => {
             TargetError::Unreachable(format!("{path}: {op}: connection lost"))
         }
-        other => TargetError::Io {
-            path: path.to_string(),
-            op: op.to_string(),
-            msg: other.to_string(),
-        },
+        other => TargetError::io(path, op, ErrorKind::Other, other.to_string()),
     }
 }
 
@@ -613,16 +605,34 @@ impl SshTarget {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let name = super::backup_name(dest, std::process::id(), now);
+        // Never overwrite an earlier backup: take the first candidate name that is free.
+        let mut name = None;
+        for candidate in super::backup_candidates(dest, std::process::id(), now) {
+            match sftp.raw.lstat(candidate.as_str()).await {
+                Err(e) if is_not_found(&e) => {
+                    name = Some(candidate);
+                    break;
+                }
+                Err(e) => return Err(sftp_err(&candidate, "stat", e)),
+                Ok(_) => continue,
+            }
+        }
+        let name = name.ok_or_else(|| TargetError::Io {
+            path: dest.to_string(),
+            op: "backup".into(),
+            msg: "no free backup file name".into(),
+        })?;
         // A hard link keeps the old inode (content, owner, mode, times) under the backup name;
-        // the rename then points `dest` at the new file.
+        // the rename then points `dest` at the new file. Neither path replaces an existing file.
         if sftp.hardlink {
             let r = sftp.raw.hardlink(dest, name.as_str()).await;
             if r.is_ok() {
                 return Ok(Some(name));
             }
         }
-        let out = self.exec_argv(&["cp", "-p", "--", dest, &name]).await?;
+        let out = self
+            .exec_argv(&["cp", "-p", "--no-clobber", "--", dest, &name])
+            .await?;
         if out.status != 0 {
             return Err(TargetError::Io {
                 path: dest.to_string(),

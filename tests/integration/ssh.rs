@@ -682,6 +682,16 @@ fn ssh_target_write_atomic_round_trip() {
             .unwrap_err();
         assert!(matches!(e, TargetError::Changed { .. }), "{e}");
         assert_eq!(std::fs::read(&local).unwrap(), b"second\n");
+        let backups: Vec<String> = std::fs::read_dir(&local_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with('~'))
+            .collect();
+        assert_eq!(
+            backups,
+            vec![bname.to_string_lossy().into_owned()],
+            "the refused write left no backup"
+        );
 
         // 5. validate runs on the temp file; failure leaves the destination alone.
         spec.expect = Expect::Any;

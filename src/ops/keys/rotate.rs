@@ -519,27 +519,9 @@ mod tests {
     use super::*;
     use crate::authorized_keys::testkeys::ED1;
     use crate::ops::keys::{GenerateSpec, KeyType, Selection};
-    use std::time::Duration;
 
     fn global() -> GlobalConfig {
-        GlobalConfig {
-            inventory: vec![],
-            limit: None,
-            forks: 5,
-            remote_user: None,
-            private_key: None,
-            passphrase_env: None,
-            known_hosts: None,
-            host_key_checking: None,
-            connect_timeout: Duration::from_secs(7),
-            host_timeout: None,
-            r#become: false,
-            become_user: None,
-            check: false,
-            diff: false,
-            output: OutputMode::Text,
-            verbose: 0,
-        }
+        crate::fleet::resolve::test_global()
     }
 
     fn cfg(path: &Path, generate: bool) -> RotateConfig {
