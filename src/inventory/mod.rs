@@ -3,10 +3,43 @@
 //! INI and YAML sources, `group_vars/`/`host_vars/`, host ranges, variable precedence and
 //! host patterns (`--limit`). Produces hosts with merged variables and a typed connection
 //! spec per host for the SSH layer.
+//!
+//! Layout: [`data`] is the host/group graph, [`ini`] and [`yaml_inv`] fill it (YAML read by
+//! [`yaml`], INI values typed by [`pyliteral`]), [`vars`] reads `group_vars/`/`host_vars/`,
+//! [`pattern`] selects hosts, [`conn`] turns merged variables into a [`ConnSpec`].
+//!
+//! Deliberate differences from `ansible-inventory` (all on bad input, all safer):
+//! - A source that cannot be parsed (or does not exist) is an error; Ansible warns
+//!   "Unable to parse ... as an inventory source" and carries on with what it could read.
+//! - `group_vars`/`host_vars` files are read (and checked) when the inventory is loaded, also
+//!   for `hosts`; Ansible reads them only when variables are needed.
+//! - Vault-encrypted data, executable inventory scripts, inventory plugin configuration files
+//!   (`plugin:`) and TOML inventories are refused with an error instead of being used.
+//! - The implicit `localhost` gets `ansible_connection: local` but no `ansible_python_interpreter`.
 
+mod address;
+#[cfg(feature = "controller")]
+pub mod commands;
 pub mod conn;
+mod data;
+mod ini;
+pub mod json_out;
+pub mod pattern;
+mod pyliteral;
+mod shlex;
+mod vars;
+mod yaml;
+mod yaml_inv;
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+pub use conn::ConnSpec;
+use data::{ALL, Data, LOCALHOST_NAMES, Vars};
+use pattern::{Evaluator, Sel};
 
 /// An inventory that could not be read. Always names the file (and line where there is one).
 #[derive(Debug, thiserror::Error)]
@@ -21,4 +54,746 @@ pub enum InventoryError {
     File { path: PathBuf, msg: String },
     #[error("{0}")]
     Other(String),
+}
+
+/// Variables Ansible never shows in `ansible-inventory` output (`C.INTERNAL_STATIC_VARS`).
+fn is_internal_var(k: &str) -> bool {
+    matches!(
+        k,
+        "ansible_async_path"
+            | "ansible_collection_name"
+            | "ansible_config_file"
+            | "ansible_dependent_role_names"
+            | "ansible_diff_mode"
+            | "ansible_facts"
+            | "ansible_forks"
+            | "ansible_inventory_sources"
+            | "ansible_limit"
+            | "ansible_play_batch"
+            | "ansible_play_hosts"
+            | "ansible_play_hosts_all"
+            | "ansible_play_role_names"
+            | "ansible_playbook_python"
+            | "ansible_role_name"
+            | "ansible_role_names"
+            | "ansible_run_tags"
+            | "ansible_skip_tags"
+            | "ansible_verbosity"
+            | "ansible_version"
+            | "inventory_dir"
+            | "inventory_file"
+            | "inventory_hostname"
+            | "inventory_hostname_short"
+            | "groups"
+            | "group_names"
+            | "hostvars"
+            | "playbook_dir"
+            | "play_hosts"
+            | "role_name"
+            | "role_names"
+            | "role_path"
+            | "role_uuid"
+    )
+}
+
+/// Directory entries an inventory directory skips (`IGNORED` in Ansible's manager.py).
+const IGNORED_EXTS: &[&str] = &[
+    ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
+];
+
+/// `group_vars`/`host_vars` found beside one inventory source.
+#[derive(Debug, Clone, Default)]
+struct SourceVars {
+    groups: HashMap<usize, Vars>,
+    hosts: HashMap<usize, Vars>,
+}
+
+/// A loaded inventory: hosts, groups, and their variables.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    data: Data,
+    source_vars: Vec<SourceVars>,
+    warnings: Vec<String>,
+}
+
+fn ignored_entry(name: &str) -> bool {
+    name.starts_with('.')
+        || matches!(name, "host_vars" | "group_vars" | "vars_plugins")
+        || IGNORED_EXTS.iter().any(|e| name.ends_with(e))
+}
+
+/// Python `os.path.splitext(path)[1]` of the file name.
+fn extension(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stripped = name.trim_start_matches('.');
+    match stripped.rfind('.') {
+        Some(i) => stripped[i..].to_string(),
+        None => String::new(),
+    }
+}
+
+fn is_host_list(source: &str) -> bool {
+    source.contains(',') && !Path::new(source).exists()
+}
+
+/// `~` expansion and absolute path (Ansible's `unfrackpath(follow=False)`, lexically).
+fn unfrack(source: &str) -> PathBuf {
+    let p = if let Some(rest) = source.strip_prefix("~/") {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| PathBuf::from(source))
+    } else {
+        PathBuf::from(source)
+    };
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+/// Inventory sources when none are given: `$ANSIBLE_INVENTORY`, then `inventory` in the
+/// `[defaults]` section of the first ansible.cfg found (`$ANSIBLE_CONFIG`, `./ansible.cfg`,
+/// `~/.ansible.cfg`, `/etc/ansible/ansible.cfg`), then `/etc/ansible/hosts`.
+pub fn default_sources() -> Vec<String> {
+    if let Ok(v) = std::env::var("ANSIBLE_INVENTORY")
+        && !v.trim().is_empty()
+    {
+        return v
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    let mut cfgs: Vec<PathBuf> = Vec::new();
+    if let Some(c) = std::env::var_os("ANSIBLE_CONFIG") {
+        let p = PathBuf::from(c);
+        cfgs.push(if p.is_dir() { p.join("ansible.cfg") } else { p });
+    }
+    cfgs.push(PathBuf::from("ansible.cfg"));
+    if let Some(h) = std::env::var_os("HOME") {
+        cfgs.push(PathBuf::from(h).join(".ansible.cfg"));
+    }
+    cfgs.push(PathBuf::from("/etc/ansible/ansible.cfg"));
+    for cfg in cfgs {
+        let Ok(text) = std::fs::read_to_string(&cfg) else {
+            continue;
+        };
+        // The first config file found is the only one Ansible reads.
+        let base = cfg
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let mut section = String::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') && t.ends_with(']') {
+                section = t[1..t.len() - 1].trim().to_string();
+                continue;
+            }
+            if section != "defaults" || t.starts_with('#') || t.starts_with(';') {
+                continue;
+            }
+            let Some((k, v)) = t.split_once(['=', ':']) else {
+                continue;
+            };
+            if matches!(k.trim(), "inventory" | "hostfile") {
+                return v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        let p = Path::new(s);
+                        if p.is_absolute() || s.starts_with('~') {
+                            s.to_string()
+                        } else {
+                            base.join(p).to_string_lossy().into_owned()
+                        }
+                    })
+                    .collect();
+            }
+        }
+        return vec!["/etc/ansible/hosts".into()];
+    }
+    vec!["/etc/ansible/hosts".into()]
+}
+
+/// Parse one source (file, directory or host list) into `data`.
+fn parse_source(data: &mut Data, source: &str, display: &Path) -> Result<(), InventoryError> {
+    if is_host_list(source) {
+        for h in source.split(',') {
+            let h = h.trim();
+            if h.is_empty() {
+                continue;
+            }
+            let (host, port) = address::parse_address(h, false).unwrap_or((h.to_string(), None));
+            if data.host(&host).is_none() {
+                data.add_host(&host, Some("ungrouped"), port)
+                    .map_err(InventoryError::Other)?;
+            }
+        }
+        return Ok(());
+    }
+    let path = unfrack(source);
+    let file_err = |msg: String| InventoryError::File {
+        path: display.to_path_buf(),
+        msg,
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            file_err("inventory source does not exist".into())
+        } else {
+            file_err(format!("cannot read inventory source: {e}"))
+        }
+    })?;
+    if meta.is_dir() {
+        let rd = std::fs::read_dir(&path)
+            .map_err(|e| file_err(format!("cannot list directory: {e}")))?;
+        let mut names: Vec<std::ffi::OsString> =
+            rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+        names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        for n in names {
+            if ignored_entry(&n.to_string_lossy()) {
+                continue;
+            }
+            let full = path.join(&n);
+            parse_source(data, &full.to_string_lossy(), &display.join(&n))?;
+        }
+        return Ok(());
+    }
+    let bytes =
+        std::fs::read(&path).map_err(|e| file_err(format!("cannot read inventory file: {e}")))?;
+    parse_file(data, display, &bytes, is_executable(&meta))
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Try the plugins Ansible would try on a file, in its order: yaml (for .yml/.yaml/.json and
+/// extensionless files), then ini.
+fn parse_file(
+    data: &mut Data,
+    path: &Path,
+    bytes: &[u8],
+    executable: bool,
+) -> Result<(), InventoryError> {
+    let file_err = |msg: &str| InventoryError::File {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    };
+    if executable && bytes.starts_with(b"#!") {
+        return Err(file_err(
+            "executable inventory scripts are not supported (only INI and YAML files)",
+        ));
+    }
+    let ext = extension(path);
+    if ext == ".toml" {
+        return Err(file_err(
+            "TOML inventories are not supported (only INI and YAML files)",
+        ));
+    }
+    let text = std::str::from_utf8(bytes).ok();
+    if text.is_some_and(yaml::is_vault_file) {
+        return Err(file_err(
+            "vault-encrypted inventory files are not supported",
+        ));
+    }
+    let yaml_ext = matches!(ext.as_str(), ".yml" | ".yaml" | ".json");
+    let mut yaml_err: Option<InventoryError> = None;
+    let mut looked_like_yaml = yaml_ext;
+    if yaml_ext || ext.is_empty() {
+        let attempt = match text {
+            None => Err::<(), _>(file_err("invalid UTF-8")),
+            Some(t) => match yaml::load_with_duplicates(t) {
+                Err(e) => Err(InventoryError::Parse {
+                    path: path.to_path_buf(),
+                    line: e.line,
+                    msg: e.msg,
+                }),
+                Ok((None, _)) => Err(file_err("Parsed empty YAML file")),
+                Ok((Some(root), dups)) => match &root.kind {
+                    yaml::Kind::Map(pairs) if pairs.is_empty() => {
+                        Err(file_err("Parsed empty YAML file"))
+                    }
+                    yaml::Kind::Map(pairs) => {
+                        looked_like_yaml = true;
+                        let plugin = pairs.iter().find(|(k, _)| k.as_str() == Some("plugin"));
+                        if let Some((_, v)) = plugin
+                            && !v.is_null()
+                        {
+                            return Err(file_err(&format!(
+                                "inventory plugin configuration files are not supported (plugin: {})",
+                                v.key_string()
+                            )));
+                        }
+                        let mut attempt = data.clone();
+                        match yaml_inv::parse(&mut attempt, path, &root) {
+                            Ok(()) => {
+                                for (line, key) in dups {
+                                    attempt.warnings.push(format!(
+                                        "Found duplicate mapping key '{key}' ({}:{line}); using last defined value only.",
+                                        path.display()
+                                    ));
+                                }
+                                *data = attempt;
+                                return Ok(());
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    _ => Err(InventoryError::Parse {
+                        path: path.to_path_buf(),
+                        line: root.line.max(1),
+                        msg: format!(
+                            "YAML inventory has invalid structure, it should be a dictionary, got: <class '{}'>",
+                            root.type_name()
+                        ),
+                    }),
+                },
+            },
+        };
+        if let Err(e) = attempt {
+            yaml_err = Some(e);
+        }
+    }
+    match ini::parse(data, path, bytes) {
+        Ok(()) => Ok(()),
+        Err(ini_err) => match yaml_err {
+            Some(y) if looked_like_yaml => Err(y),
+            _ => Err(ini_err),
+        },
+    }
+}
+
+impl Inventory {
+    /// Load from -i sources (files, dirs, or "a,b," host lists); empty = Ansible's default
+    /// (ANSIBLE_INVENTORY, then ansible.cfg [defaults] inventory in cwd, then /etc/ansible/hosts).
+    pub fn load(sources: &[String]) -> Result<Inventory, InventoryError> {
+        let explicit = !sources.is_empty();
+        let sources: Vec<String> = if explicit {
+            sources.to_vec()
+        } else {
+            default_sources()
+        };
+        let mut data = Data::new();
+        let mut parsed = Vec::new();
+        for s in sources.iter().filter(|s| !s.is_empty()) {
+            // Ansible stays silent about a missing default /etc/ansible/hosts.
+            if !explicit && s == "/etc/ansible/hosts" && !Path::new(s).exists() {
+                continue;
+            }
+            parse_source(&mut data, s, Path::new(s))?;
+            parsed.push(s.clone());
+        }
+        let mut warnings = Vec::new();
+        if parsed.is_empty() {
+            warnings
+                .push("No inventory was parsed, only implicit localhost is available".to_string());
+        }
+        data.reconcile();
+        warnings.append(&mut data.warnings);
+
+        // group_vars/ and host_vars/ beside every path source, in source order.
+        let mut source_vars = Vec::new();
+        for s in &parsed {
+            if is_host_list(s) {
+                continue;
+            }
+            let p = unfrack(s);
+            let dir = if p.is_dir() {
+                p
+            } else {
+                p.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
+            let dir = dir.canonicalize().unwrap_or(dir);
+            source_vars.push(load_source_vars(&data, &dir, &mut warnings)?);
+        }
+        Ok(Inventory {
+            data,
+            source_vars,
+            warnings,
+        })
+    }
+
+    /// Parse one inventory file's content (no I/O: no `group_vars`/`host_vars`). The format is
+    /// chosen from `name` as Ansible chooses it (YAML for `.yml`/`.yaml`/`.json` and names
+    /// without extension, falling back to INI). For fuzzing and tests.
+    pub fn from_bytes(name: &Path, bytes: &[u8]) -> Result<Inventory, InventoryError> {
+        let mut data = Data::new();
+        parse_file(&mut data, name, bytes, false)?;
+        data.reconcile();
+        let warnings = std::mem::take(&mut data.warnings);
+        Ok(Inventory {
+            data,
+            source_vars: Vec::new(),
+            warnings,
+        })
+    }
+
+    /// Host names matched by `pattern` and then `limit`, in Ansible's order (as --list-hosts).
+    pub fn select(
+        &self,
+        pattern: &str,
+        limit: Option<&str>,
+    ) -> Result<Vec<String>, InventoryError> {
+        self.select_with_warnings(pattern, limit).map(|(h, _)| h)
+    }
+
+    /// [`Inventory::select`] plus the warnings Ansible would print (unmatched patterns, ...).
+    pub fn select_with_warnings(
+        &self,
+        pattern: &str,
+        limit: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<String>), InventoryError> {
+        let mut ev = Evaluator::new(&self.data);
+        let sels = self.get_hosts(&mut ev, pattern, limit)?;
+        let mut names: Vec<String> = sels
+            .iter()
+            .map(|s| match s {
+                Sel::Host(h) => self.data.hosts[*h].name.clone(),
+                Sel::Implicit(n) => n.clone(),
+            })
+            .collect();
+        // `list_hosts`: a localhost-like pattern with no match still names itself.
+        if names.is_empty() && LOCALHOST_NAMES.contains(&pattern) {
+            names.push(pattern.to_string());
+        }
+        Ok((names, ev.warnings))
+    }
+
+    /// `InventoryManager.get_hosts(pattern)` with the subset (limit) applied.
+    fn get_hosts(
+        &self,
+        ev: &mut Evaluator,
+        pattern: &str,
+        limit: Option<&str>,
+    ) -> Result<Vec<Sel>, InventoryError> {
+        let patterns = pattern::split_host_pattern(pattern);
+        let mut hosts = ev.evaluate(&patterns)?;
+        if let Some(limit) = limit {
+            let subset = pattern::subset_patterns(limit)?;
+            if !subset.is_empty() {
+                let allowed: std::collections::HashSet<Sel> =
+                    ev.evaluate(&subset)?.into_iter().collect();
+                hosts.retain(|h| allowed.contains(h));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        hosts.retain(|h| seen.insert(h.clone()));
+        Ok(hosts)
+    }
+
+    /// Fully merged variables of one host (as `ansible-inventory --host H`).
+    pub fn host_vars(&self, host: &str) -> Option<Map<String, Value>> {
+        self.host_vars_tagged(host)
+            .map(|m| m.into_iter().map(|(k, v)| (k, untag_unsafe(v))).collect())
+    }
+
+    /// [`Inventory::host_vars`] with `!unsafe` strings kept as `{"__ansible_unsafe": s}`,
+    /// the form `ansible-inventory --list` prints them in.
+    fn host_vars_tagged(&self, host: &str) -> Option<Map<String, Value>> {
+        let merged = self.merged_vars(host)?;
+        Some(
+            merged
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    /// Merged variables by reference, in key order, internal variables removed.
+    fn merged_vars(&self, host: &str) -> Option<BTreeMap<&str, &Value>> {
+        static IMPLICIT: OnceLock<Vars> = OnceLock::new();
+        let found = self.data.host(host).or_else(|| {
+            LOCALHOST_NAMES
+                .contains(&host)
+                .then_some(self.data.localhost)
+                .flatten()
+        });
+        // Layers in Ansible's precedence order: later layers win.
+        let mut layers: Vec<&Vars> = vec![&self.data.groups[ALL].vars];
+        match found {
+            None => {
+                if !LOCALHOST_NAMES.contains(&host) {
+                    return None;
+                }
+                // The implicit localhost: all's variables plus its connection.
+                layers.extend(self.source_vars.iter().filter_map(|sv| sv.groups.get(&ALL)));
+                layers.push(IMPLICIT.get_or_init(|| {
+                    Vars::from_iter([(
+                        "ansible_connection".to_string(),
+                        Value::String("local".into()),
+                    )])
+                }));
+            }
+            Some(h) => {
+                let groups = self.data.sorted_groups(&self.data.hosts[h].groups);
+                layers.extend(groups.iter().map(|g| &self.data.groups[*g].vars));
+                layers.extend(self.source_vars.iter().filter_map(|sv| sv.groups.get(&ALL)));
+                for sv in &self.source_vars {
+                    layers.extend(groups.iter().filter_map(|g| sv.groups.get(g)));
+                }
+                layers.push(&self.data.hosts[h].vars);
+                layers.extend(self.source_vars.iter().filter_map(|sv| sv.hosts.get(&h)));
+            }
+        }
+        let mut merged: BTreeMap<&str, &Value> = BTreeMap::new();
+        for layer in layers {
+            for (k, v) in layer {
+                if !is_internal_var(k) {
+                    merged.insert(k.as_str(), v);
+                }
+            }
+        }
+        Some(merged)
+    }
+
+    /// Connection spec for one host, from its merged vars.
+    pub fn conn_spec(&self, host: &str) -> Result<ConnSpec, InventoryError> {
+        let vars = self
+            .host_vars(host)
+            .ok_or_else(|| InventoryError::Other(format!("host {host} is not in the inventory")))?;
+        ConnSpec::from_vars(host, &vars)
+    }
+
+    /// `ansible-inventory --list` JSON.
+    pub fn to_list_json(&self) -> Value {
+        self.list_json(None)
+            .unwrap_or_else(|_| Value::Object(Map::new()))
+    }
+
+    /// `ansible-inventory --list [--limit L]` JSON.
+    pub fn list_json(&self, limit: Option<&str>) -> Result<Value, InventoryError> {
+        let mut buf = Vec::new();
+        self.write_list_json(limit, &mut buf)?;
+        serde_json::from_slice(&buf)
+            .map_err(|e| InventoryError::Other(format!("internal JSON error: {e}")))
+    }
+
+    /// Write `ansible-inventory --list [--limit L]` output (byte for byte) to `w`.
+    pub fn write_list_json<W: std::io::Write>(
+        &self,
+        limit: Option<&str>,
+        w: W,
+    ) -> Result<(), InventoryError> {
+        let mut ev = Evaluator::new(&self.data);
+        let hosts: Vec<usize> = self
+            .get_hosts(&mut ev, "all", limit)?
+            .into_iter()
+            .filter_map(|s| match s {
+                Sel::Host(h) => Some(h),
+                Sel::Implicit(_) => None,
+            })
+            .collect();
+        let available: HashSet<usize> = hosts.iter().copied().collect();
+        let mut top: BTreeMap<&str, TopEntry> = BTreeMap::new();
+        let mut seen = HashSet::new();
+        self.format_group(ALL, &available, &mut seen, &mut top);
+        let mut by_name: Vec<&str> = hosts
+            .iter()
+            .map(|h| self.data.hosts[*h].name.as_str())
+            .collect();
+        by_name.sort_unstable();
+        top.insert(
+            "_meta",
+            TopEntry::Meta(HostVarsOut {
+                inv: self,
+                hosts: by_name,
+            }),
+        );
+        json_out::write_pretty(w, &top)
+            .map_err(|e| InventoryError::Other(format!("cannot write the inventory: {e}")))
+    }
+
+    fn format_group<'a>(
+        &'a self,
+        g: usize,
+        available: &HashSet<usize>,
+        seen: &mut HashSet<usize>,
+        out: &mut BTreeMap<&'a str, TopEntry<'a>>,
+    ) {
+        let group = &self.data.groups[g];
+        let hosts: Vec<&str> = if g == ALL {
+            Vec::new()
+        } else {
+            group
+                .hosts
+                .iter()
+                .filter(|h| available.contains(h))
+                .map(|h| self.data.hosts[*h].name.as_str())
+                .collect()
+        };
+        let children: Vec<&str> = group
+            .children
+            .iter()
+            .map(|c| self.data.groups[*c].name.as_str())
+            .collect();
+        for &c in &group.children {
+            if seen.insert(c) {
+                self.format_group(c, available, seen, out);
+            }
+        }
+        if hosts.is_empty() && children.is_empty() {
+            out.remove(group.name.as_str());
+        } else {
+            out.insert(group.name.as_str(), TopEntry::Group { hosts, children });
+        }
+    }
+
+    /// All host names in inventory order (`all`).
+    pub fn host_names(&self) -> Vec<String> {
+        self.data
+            .group_hosts(ALL)
+            .into_iter()
+            .map(|h| self.data.hosts[h].name.clone())
+            .collect()
+    }
+
+    /// Warnings Ansible would also print (and continue), in order.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// `{"__ansible_unsafe": s}` → `s`, recursively.
+fn untag_unsafe(v: Value) -> Value {
+    match v {
+        Value::Object(o)
+            if o.len() == 1 && o.get("__ansible_unsafe").is_some_and(Value::is_string) =>
+        {
+            o.into_iter().next().map(|(_, s)| s).unwrap_or(Value::Null)
+        }
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, untag_unsafe(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(untag_unsafe).collect()),
+        other => other,
+    }
+}
+
+/// A top-level entry of `--list` output: a group, or `_meta`.
+enum TopEntry<'a> {
+    Group {
+        hosts: Vec<&'a str>,
+        children: Vec<&'a str>,
+    },
+    Meta(HostVarsOut<'a>),
+}
+
+impl serde::Serialize for TopEntry<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        match self {
+            TopEntry::Group { hosts, children } => {
+                if !children.is_empty() {
+                    map.serialize_entry("children", children)?;
+                }
+                if !hosts.is_empty() {
+                    map.serialize_entry("hosts", hosts)?;
+                }
+            }
+            TopEntry::Meta(hv) => {
+                map.serialize_entry("hostvars", hv)?;
+                map.serialize_entry("profile", "inventory_legacy")?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `_meta.hostvars`: merged per host while writing (hosts without variables are left out).
+struct HostVarsOut<'a> {
+    inv: &'a Inventory,
+    hosts: Vec<&'a str>,
+}
+
+impl serde::Serialize for HostVarsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for h in &self.hosts {
+            if let Some(vars) = self.inv.merged_vars(h)
+                && !vars.is_empty()
+            {
+                map.serialize_entry(h, &json_out::VarsRef(&vars))?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Names present in a directory (one listing instead of a stat per candidate).
+fn dir_listing(dir: &Path) -> Option<std::collections::HashSet<String>> {
+    let rd = std::fs::read_dir(dir).ok()?;
+    Some(
+        rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect(),
+    )
+}
+
+fn load_source_vars(
+    data: &Data,
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<SourceVars, InventoryError> {
+    let mut sv = SourceVars::default();
+    for (sub, is_group) in [("group_vars", true), ("host_vars", false)] {
+        let d = dir.join(sub);
+        let Ok(meta) = std::fs::metadata(&d) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            warnings.push(format!(
+                "Found {sub} that is not a directory, skipping: {}",
+                d.display()
+            ));
+            continue;
+        }
+        let listing = dir_listing(&d).unwrap_or_default();
+        let names: Vec<(usize, &str)> = if is_group {
+            data.groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (i, g.name.as_str()))
+                .collect()
+        } else {
+            data.hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (i, h.name.as_str()))
+                .collect()
+        };
+        for (idx, name) in names {
+            let candidates = [
+                name.to_string(),
+                format!("{name}.yml"),
+                format!("{name}.yaml"),
+                format!("{name}.json"),
+            ];
+            if !candidates.iter().any(|c| listing.contains(c)) {
+                continue;
+            }
+            let v = vars::load_entity_vars(&d, name, warnings)?;
+            if !v.is_empty() {
+                if is_group {
+                    sv.groups.insert(idx, v);
+                } else {
+                    sv.hosts.insert(idx, v);
+                }
+            }
+        }
+    }
+    Ok(sv)
 }
