@@ -72,9 +72,9 @@ pub fn desired_keys(keys: &[PublicKey], spec: &EditSpec) -> Result<Vec<PublicKey
         None => None,
     };
     let comment = match &spec.comment {
-        Some(c) if c.contains(['\n', '\r', '\0']) => {
+        Some(c) if c.contains(|ch: char| ch.is_control() && ch != '\t') => {
             return Err(KeyError::Comment(
-                "comment must not contain a line break or NUL".into(),
+                "comment must not contain a line break, NUL or other control character".into(),
             ));
         }
         Some(c) => Some(c.trim().to_string()),

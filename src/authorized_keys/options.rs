@@ -124,8 +124,10 @@ impl KeyOptions {
     /// otherwise end the options field there and ignore the whole line); empty options
     /// (`a,,b`, a trailing comma) are dropped; whitespace inside an option must be quoted.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.contains(['\n', '\r', '\0']) {
-            return Err("key options must not contain a line break or NUL".into());
+        if s.contains(|ch: char| ch.is_control() && ch != '\t') {
+            return Err(
+                "key options must not contain a line break, NUL or other control character".into(),
+            );
         }
         let mut parts = Vec::new();
         for p in split_commas(s)? {

@@ -97,6 +97,15 @@ impl PublicKey {
         if line.is_empty() {
             return Err("empty line".into());
         }
+        // sshd reads lines as C strings: a NUL (or any other control character) would cut or
+        // corrupt the entry, so such a key is refused rather than written.
+        if let Some(pos) = line.find(|c: char| c.is_control() && c != '\t') {
+            let c = line[pos..].chars().next().unwrap_or('\0');
+            return Err(format!(
+                "key line contains a control character ({:?}) at byte {pos}",
+                c
+            ));
+        }
         let (first, rest) = next_token(line);
         let (options, key_type, rest) = if is_key_type(first) {
             (KeyOptions::default(), first, rest)
@@ -106,11 +115,12 @@ impl PublicKey {
             let (key_type, rest) = next_token(&line[n..]);
             if key_type.is_empty() {
                 return Err(format!(
-                    "no key type after the options (unknown key type {first:?}?)"
+                    "no key type after the options (unknown key type {:?}?)",
+                    excerpt(first, 80)
                 ));
             }
             if !is_key_type(key_type) {
-                return Err(format!("unknown key type {key_type:?}"));
+                return Err(format!("unknown key type {:?}", excerpt(key_type, 80)));
             }
             (options, key_type, rest)
         };

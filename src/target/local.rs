@@ -201,6 +201,36 @@ fn backup_file(dest: &str) -> TResult<Option<String>> {
     ))
 }
 
+/// An exclusive `flock(2)` on the directory containing a path, released on drop. `flock(1)`
+/// on a directory (what `SshTarget` runs remotely) takes the same lock. The field only keeps
+/// the descriptor (and so the lock) alive.
+struct DirLock(#[allow(dead_code)] File);
+
+impl DirLock {
+    fn acquire(dest: &str) -> TResult<DirLock> {
+        use std::os::fd::AsRawFd;
+        let dir = match Path::new(dest).parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|e| io_err(&dir.to_string_lossy(), "lock", e))?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(DirLock(f));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(io_err(&dir.to_string_lossy(), "lock", e));
+            }
+        }
+    }
+}
+
 fn fsync_dir(dest: &str) {
     if let Some(dir) = Path::new(dest).parent() {
         let dir = if dir.as_os_str().is_empty() {
@@ -291,6 +321,11 @@ impl LocalTarget {
                 });
             }
         }
+        // Same directory lock as SshTarget's locked commit, so the CLI and the modules never
+        // both pass the "still what I read" check for one file.
+        let _lock = (spec.expect != Expect::Any)
+            .then(|| DirLock::acquire(&spec.dest))
+            .transpose()?;
         check_expect(&spec.dest, spec.expect)?;
         let backup_file = if spec.backup {
             backup_file(&spec.dest)?

@@ -552,21 +552,69 @@ impl SshTarget {
         res
     }
 
-    async fn check_expect(&self, sftp: &Sftp, dest: &str, expect: Expect) -> TResult<()> {
-        let changed = || TargetError::Changed {
-            path: dest.to_string(),
+    /// Check `expect`, make the backup and rename `tmp` over `dest` as one step under an
+    /// exclusive `flock` on the destination directory. Every sshfleet writer with a
+    /// precondition (the CLI over SSH and the modules' [`super::local::LocalTarget`]) takes the
+    /// same lock, so two concurrent edits of one file cannot both pass the check: the second
+    /// sees the first one's content, reports [`TargetError::Changed`], and the operation
+    /// re-reads and re-applies its edit. Without `flock(1)` on the host, the same script runs
+    /// unlocked (the window is then a few milliseconds, as before).
+    async fn locked_commit(
+        &self,
+        tmp: &str,
+        dest: &str,
+        expect: Expect,
+        backup: Option<&str>,
+    ) -> TResult<()> {
+        const SCRIPT: &str = r#"tmp=$1 dest=$2 want=$3 bak=$4
+case "$want" in
+  any) ;;
+  absent) if [ -e "$dest" ] || [ -L "$dest" ]; then exit 3; fi ;;
+  *) h=$(sha256sum < "$dest" 2>/dev/null) || exit 3; [ "${h%% *}" = "$want" ] || exit 3 ;;
+esac
+if [ -n "$bak" ]; then ln -- "$dest" "$bak" 2>/dev/null || cp -p --no-clobber -- "$dest" "$bak" || exit 4; fi
+mv -f -- "$tmp" "$dest" || exit 5"#;
+        let want = match expect {
+            Expect::Any => "any".to_string(),
+            Expect::Absent => "absent".to_string(),
+            Expect::Sha256(h) => super::hex(&h),
         };
-        match expect {
-            Expect::Any => Ok(()),
-            Expect::Absent => match sftp.raw.lstat(dest).await {
-                Err(e) if is_not_found(&e) => Ok(()),
-                Ok(_) => Err(changed()),
-                Err(e) => Err(sftp_err(dest, "stat", e)),
-            },
-            Expect::Sha256(want) => match self.sha256(dest).await? {
-                Some(have) if have == want => Ok(()),
-                _ => Err(changed()),
-            },
+        let dir = match dest.rfind('/') {
+            Some(0) => "/",
+            Some(i) => &dest[..i],
+            None => ".",
+        };
+        let script_args = [
+            "sh",
+            "-c",
+            SCRIPT,
+            "sh",
+            tmp,
+            dest,
+            &want,
+            backup.unwrap_or(""),
+        ];
+        let mut locked = vec!["flock", "-w", "30", "--", dir];
+        locked.extend(script_args);
+        let mut out = self.exec_argv(&locked).await?;
+        if out.status == 127 {
+            out = self.exec_argv(&script_args).await?;
+        }
+        match out.status {
+            0 => Ok(()),
+            3 => Err(TargetError::Changed {
+                path: dest.to_string(),
+            }),
+            code => Err(TargetError::Io {
+                path: dest.to_string(),
+                op: match code {
+                    1 => "lock (flock timed out)",
+                    4 => "backup",
+                    _ => "rename",
+                }
+                .into(),
+                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }),
         }
     }
 
@@ -594,7 +642,9 @@ impl SshTarget {
         status_ok(p, to, "rename")
     }
 
-    async fn backup(&self, sftp: &Sftp, dest: &str) -> TResult<Option<String>> {
+    /// A backup name for `dest` that no file has yet (`None` when `dest` is not a regular
+    /// file, so there is nothing to back up).
+    async fn free_backup_name(&self, sftp: &Sftp, dest: &str) -> TResult<Option<String>> {
         match sftp.raw.lstat(dest).await {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(sftp_err(dest, "stat", e)),
@@ -606,22 +656,24 @@ impl SshTarget {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         // Never overwrite an earlier backup: take the first candidate name that is free.
-        let mut name = None;
         for candidate in super::backup_candidates(dest, std::process::id(), now) {
             match sftp.raw.lstat(candidate.as_str()).await {
-                Err(e) if is_not_found(&e) => {
-                    name = Some(candidate);
-                    break;
-                }
+                Err(e) if is_not_found(&e) => return Ok(Some(candidate)),
                 Err(e) => return Err(sftp_err(&candidate, "stat", e)),
                 Ok(_) => continue,
             }
         }
-        let name = name.ok_or_else(|| TargetError::Io {
+        Err(TargetError::Io {
             path: dest.to_string(),
             op: "backup".into(),
             msg: "no free backup file name".into(),
-        })?;
+        })
+    }
+
+    async fn backup(&self, sftp: &Sftp, dest: &str) -> TResult<Option<String>> {
+        let Some(name) = self.free_backup_name(sftp, dest).await? else {
+            return Ok(None);
+        };
         // A hard link keeps the old inode (content, owner, mode, times) under the backup name;
         // the rename then points `dest` at the new file. Neither path replaces an existing file.
         if sftp.hardlink {
@@ -796,13 +848,24 @@ impl SshTarget {
                 });
             }
         }
-        self.check_expect(sftp, dest, spec.expect).await?;
-        let backup_file = if spec.backup {
-            self.backup(sftp, dest).await?
+        let backup_file = if spec.expect == Expect::Any {
+            let backup_file = if spec.backup {
+                self.backup(sftp, dest).await?
+            } else {
+                None
+            };
+            self.posix_rename(sftp, tmp, dest).await?;
+            backup_file
         } else {
-            None
+            let backup_file = if spec.backup {
+                self.free_backup_name(sftp, dest).await?
+            } else {
+                None
+            };
+            self.locked_commit(tmp, dest, spec.expect, backup_file.as_deref())
+                .await?;
+            backup_file
         };
-        self.posix_rename(sftp, tmp, dest).await?;
         guard.disarm();
         Ok(WriteOutcome {
             sha256,
