@@ -1,0 +1,4 @@
+//! libFuzzer target: [`sshfleet_fuzz::inventory_ini`] (see fuzz/src/lib.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sshfleet_fuzz::inventory_ini(data));

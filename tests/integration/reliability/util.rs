@@ -1,0 +1,181 @@
+//! Helpers for the reliability and hostile-input tests: key pairs, "does this key still log
+//! in", file snapshots, temp-file leftovers, and mounts inside one host's mount namespace
+//! (a full or read-only file system under a host's home or /srv).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::support::Sshfleet;
+use crate::support::fleet::Fleet;
+
+/// `ssh-keygen -t ed25519 -N '' -C COMMENT -f DIR/NAME`: a fresh key pair.
+pub fn keygen(dir: &Path, name: &str, comment: &str) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(&path)
+        .output()
+        .expect("run ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+    path
+}
+
+pub fn pub_path(key: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.pub", key.display()))
+}
+
+/// The public line of a key pair (`ssh-ed25519 AAAA… comment`).
+pub fn pub_line(key: &Path) -> String {
+    std::fs::read_to_string(pub_path(key))
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// The base64 blob of a public key line: what identifies the key in a file.
+pub fn blob(line: &str) -> String {
+    line.split_whitespace()
+        .nth(1)
+        .expect("key blob")
+        .to_string()
+}
+
+/// Can OpenSSH log in to host `i` as `user` offering only `key`?
+pub fn logs_in(fleet: &Fleet, i: usize, user: &str, key: &Path) -> bool {
+    let mut args = fleet.ssh_args(i, user);
+    let at = args.iter().position(|a| a == "-i").expect("-i in ssh args");
+    args[at + 1] = key.display().to_string();
+    Command::new("ssh")
+        .args(&args)
+        .args(["-o", "ConnectTimeout=10", "--", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ssh")
+        .status
+        .success()
+}
+
+/// `sshfleet -i INV --private-key KEY --known-hosts KH` for a fleet, logging in with `key`.
+pub fn cli_with_key(fleet: &Fleet, key: &Path) -> Sshfleet {
+    Sshfleet::new()
+        .arg("-i")
+        .arg(fleet.inventory())
+        .arg("--known-hosts")
+        .arg(fleet.known_hosts())
+        .arg("--private-key")
+        .arg(key)
+}
+
+/// The bytes of `~user/.ssh/authorized_keys` on host `i` (empty when missing).
+pub fn read_ak(fleet: &Fleet, i: usize, user: &str) -> Vec<u8> {
+    std::fs::read(fleet.authorized_keys_path(i, user)).unwrap_or_default()
+}
+
+pub fn ak_text(fleet: &Fleet, i: usize, user: &str) -> String {
+    String::from_utf8(read_ak(fleet, i, user)).expect("authorized_keys is UTF-8")
+}
+
+/// Every host's authorized_keys of `user`, byte for byte.
+pub fn snapshot(fleet: &Fleet, user: &str) -> Vec<Vec<u8>> {
+    (0..fleet.hosts().len())
+        .map(|i| read_ak(fleet, i, user))
+        .collect()
+}
+
+/// Replace a file atomically on the controller (as another admin's editor would).
+pub fn replace_file(path: &Path, content: &[u8]) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).expect("stat file to replace");
+    let tmp = path.with_extension("other-admin.tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).unwrap();
+    std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid())).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Names of sshfleet temp files (`.NAME.sshfleet-….tmp`) anywhere under `dir`.
+pub fn temp_leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(".sshfleet-") && name.ends_with(".tmp") {
+            out.push(p.clone());
+        }
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.extend(temp_leftovers(&p));
+        }
+    }
+    out
+}
+
+/// Run `script` with `sh -c` inside host `i`'s mount namespace (as root).
+pub fn in_host_ns(fleet: &Fleet, i: usize, script: &str) -> std::process::Output {
+    let pid = fleet.host(i).pid().expect("host is running");
+    Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nsenter")
+}
+
+/// The controller path of `path` as host `i` sees it (through `/proc/PID/root`), for mounts
+/// made inside the host's namespace that the controller's own view does not have.
+pub fn host_view(fleet: &Fleet, i: usize, path: &str) -> PathBuf {
+    let pid = fleet.host(i).pid().expect("host is running");
+    PathBuf::from(format!("/proc/{pid}/root")).join(path.trim_start_matches('/'))
+}
+
+/// A mount inside one host's mount namespace, unmounted by path when dropped (also on a
+/// failing test). The mount dies with the namespace anyway when the host stops.
+pub struct HostMount<'a> {
+    fleet: &'a Fleet,
+    host: usize,
+    path: String,
+}
+
+impl<'a> HostMount<'a> {
+    /// Mount a tmpfs of `size` (e.g. `64k`) at `path` on host `i`, owned by `owner`, mode
+    /// `mode`, and run `setup` (a shell script) in the namespace right after.
+    pub fn tmpfs(fleet: &'a Fleet, i: usize, path: &str, size: &str, setup: &str) -> Self {
+        let out = in_host_ns(
+            fleet,
+            i,
+            &format!(
+                "mount -t tmpfs -o size={size},mode=0700 sshfleet-test-tmpfs '{path}' && {setup}"
+            ),
+        );
+        assert!(out.status.success(), "mount tmpfs at {path}: {out:?}");
+        HostMount {
+            fleet,
+            host: i,
+            path: path.to_string(),
+        }
+    }
+
+    /// Bind `path` over itself read-only on host `i`.
+    pub fn read_only(fleet: &'a Fleet, i: usize, path: &str) -> Self {
+        let out = in_host_ns(
+            fleet,
+            i,
+            &format!("mount --bind '{path}' '{path}' && mount -o remount,bind,ro '{path}'"),
+        );
+        assert!(out.status.success(), "read-only bind at {path}: {out:?}");
+        HostMount {
+            fleet,
+            host: i,
+            path: path.to_string(),
+        }
+    }
+}
+
+impl Drop for HostMount<'_> {
+    fn drop(&mut self) {
+        if self.fleet.host(self.host).pid().is_some() {
+            let _ = in_host_ns(self.fleet, self.host, &format!("umount '{}'", self.path));
+        }
+    }
+}
