@@ -2,12 +2,16 @@
 //!
 //! Connecting: resolve, TCP connect with `TCP_NODELAY`, SSH handshake with our kex/cipher
 //! preference and the host-key algorithms already known for the host first (as OpenSSH does,
-//! so a host with an ecdsa entry is not refused for offering ed25519). A handshake that sshd
-//! drops or resets (its `MaxStartups` throttling) is retried with jittered exponential backoff,
-//! bounded by the connect timeout. The host key is checked in the handler *before* any
-//! authentication is sent. Authentication order: the spec's key files, then the agent, then the
-//! default `~/.ssh/id_*` (only when the spec names no key), or exactly one key for
-//! [`Connector::connect_with_key`].
+//! so a host with an ecdsa entry is not refused for offering ed25519). At most
+//! [`SshConfig::max_handshakes_per_endpoint`] connections per `address:port` are
+//! unauthenticated at once (the rest queue; the slot is freed when authentication ends), so a
+//! burst does not trip sshd's `MaxStartups` in the first place. A handshake that sshd still
+//! drops or resets is retried with jittered exponential backoff (capped at 1 s) for
+//! [`SshConfig::retry_window`], each attempt with its own connect timeout; a refused TCP
+//! connect is retried only briefly and other errors never (see `Transience`). The host key
+//! is checked in the handler *before* any authentication is sent. Authentication order: the
+//! spec's key files, then the agent, then the default `~/.ssh/id_*` (only when the spec names
+//! no key), or exactly one key for [`Connector::connect_with_key`].
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -269,6 +273,8 @@ enum AuthMode<'a> {
 
 struct Inner {
     cfg: SshConfig,
+    /// One semaphore per `address:port`: the unauthenticated connections in flight.
+    endpoints: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     keys: KeyStore,
     known: Mutex<HashMap<Vec<PathBuf>, Arc<KnownHosts>>>,
     learned: Learned,
@@ -287,6 +293,7 @@ impl Connector {
             inner: Arc::new(Inner {
                 keys: KeyStore::new(cfg.passphrase_env.clone(), cfg.interactive),
                 cfg,
+                endpoints: Mutex::default(),
                 known: Mutex::default(),
                 learned: Arc::default(),
             }),
@@ -355,16 +362,13 @@ impl Connector {
             learned: self.inner.learned.clone(),
         };
         let config = Arc::new(self.client_config(&known, spec));
-        let deadline = Instant::now() + timeout;
-        let mut handle = tokio::time::timeout(
-            timeout,
-            self.handshake(spec, &addr, config, handler, deadline),
-        )
-        .await
-        .map_err(|_| SshError::Timeout {
-            addr: addr.clone(),
-            secs: timeout.as_secs(),
-        })??;
+        let Handshake {
+            mut handle,
+            slot,
+            deadline,
+        } = self
+            .handshake(spec, &addr, config, handler, timeout)
+            .await?;
         let remaining = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(2));
@@ -377,6 +381,8 @@ impl Connector {
             addr: addr.clone(),
             secs: timeout.as_secs(),
         })??;
+        // Authenticated: sshd no longer counts us against MaxStartups.
+        drop(slot);
         Ok(Session {
             handle,
             host: spec.name.clone(),
@@ -431,51 +437,102 @@ impl Connector {
         }
     }
 
-    /// TCP connect + SSH handshake, retried when sshd drops the attempt.
+    /// The handshake slot semaphore of an `address:port`.
+    fn endpoint(&self, addr: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self
+            .inner
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(addr.to_string())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    self.inner.cfg.max_handshakes_per_endpoint.max(1),
+                ))
+            })
+            .clone()
+    }
+
+    /// TCP connect + SSH handshake under an endpoint slot, retried while sshd drops the
+    /// attempt (see [`RetrySchedule`]). Each attempt has `timeout` (not counting the wait for
+    /// a slot); a timed-out attempt is not retried.
     async fn handshake(
         &self,
         spec: &ConnSpec,
         addr: &str,
         config: Arc<client::Config>,
         handler: impl Fn() -> ClientHandler,
-        deadline: Instant,
-    ) -> Result<client::Handle<ClientHandler>, SshError> {
-        let max = self.inner.cfg.max_attempts.max(1);
-        let mut attempt = 0;
+        timeout: Duration,
+    ) -> Result<Handshake, SshError> {
+        let slots = self.endpoint(addr);
+        let mut schedule = RetrySchedule::new(self.inner.cfg.retry_window(timeout));
+        let started = Instant::now();
+        let mut queued = Duration::ZERO;
         loop {
-            attempt += 1;
-            let err = match tokio::net::TcpStream::connect((spec.address.as_str(), spec.port)).await
-            {
-                Err(e) => {
-                    // A refused TCP connect means nothing listens; retry once only.
-                    let retry = e.kind() == std::io::ErrorKind::ConnectionRefused && attempt < 2;
-                    (e.to_string(), retry)
-                }
-                Ok(sock) => {
-                    let _ = sock.set_nodelay(true);
-                    match client::connect_stream(config.clone(), sock, handler()).await {
-                        Ok(h) => return Ok(h),
-                        Err(HandlerError::HostKey(e)) => return Err(e.into()),
-                        Err(HandlerError::Russh(e)) => {
-                            let retry = retryable(&e);
-                            (describe(&e), retry)
+            let t = Instant::now();
+            let slot = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| SshError::Protocol(format!("{addr}: connector shut down")))?;
+            queued += t.elapsed();
+            let deadline = Instant::now() + timeout;
+            let attempt = async {
+                match tokio::net::TcpStream::connect((spec.address.as_str(), spec.port)).await {
+                    Err(e) => Err((e.to_string(), Transience::of_connect(&e))),
+                    Ok(sock) => {
+                        let _ = sock.set_nodelay(true);
+                        match client::connect_stream(config.clone(), sock, handler()).await {
+                            Ok(h) => Ok(h),
+                            Err(HandlerError::HostKey(e)) => {
+                                Err((e.to_string(), Transience::Fatal(e.into())))
+                            }
+                            Err(HandlerError::Russh(e)) => {
+                                Err((describe(&e), Transience::of_handshake(&e)))
+                            }
                         }
                     }
                 }
             };
-            let (msg, retry) = err;
-            let wait = backoff(attempt);
-            if !retry || attempt >= max || Instant::now() + wait >= deadline {
-                return Err(SshError::Connect {
-                    addr: addr.to_string(),
-                    msg: if attempt > 1 {
-                        format!("{msg} (after {attempt} attempts)")
-                    } else {
-                        msg
-                    },
-                });
+            let (msg, transience) = match tokio::time::timeout(timeout, attempt).await {
+                Err(_) => {
+                    return Err(SshError::Timeout {
+                        addr: addr.to_string(),
+                        secs: timeout.as_secs(),
+                    });
+                }
+                Ok(Ok(handle)) => {
+                    return Ok(Handshake {
+                        handle,
+                        slot,
+                        deadline,
+                    });
+                }
+                Ok(Err(e)) => e,
+            };
+            drop(slot);
+            if let Transience::Fatal(e) = transience {
+                return Err(e);
             }
-            tokio::time::sleep(wait).await;
+            let spent = started.elapsed().saturating_sub(queued);
+            match schedule.after_failure(&transience, spent) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => {
+                    let n = schedule.attempts;
+                    return Err(SshError::Connect {
+                        addr: addr.to_string(),
+                        msg: match transience {
+                            Transience::Dropped if n > 1 => format!(
+                                "{msg} (the server kept dropping the connection: {n} attempts \
+                                 in {:.1}s; sshd MaxStartups?)",
+                                spent.as_secs_f64()
+                            ),
+                            _ if n > 1 => format!("{msg} (after {n} attempts)"),
+                            _ => msg,
+                        },
+                    });
+                }
+            }
         }
     }
 
@@ -643,16 +700,92 @@ impl Connector {
     }
 }
 
-/// Errors worth another attempt: sshd closed or reset the connection during the handshake.
-fn retryable(e: &russh::Error) -> bool {
-    use std::io::ErrorKind::*;
-    match e {
-        russh::Error::Disconnect | russh::Error::HUP => true,
-        russh::Error::IO(io) => matches!(
-            io.kind(),
-            ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe | ConnectionRefused
-        ),
-        _ => false,
+/// A finished handshake: the (not yet authenticated) connection, its endpoint slot (held
+/// until authentication ends) and the deadline of this attempt.
+struct Handshake {
+    handle: client::Handle<ClientHandler>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    deadline: Instant,
+}
+
+/// Attempts to make on a refused TCP connect: nothing listens (or sshd is restarting), so a
+/// closed port is reported within a fraction of a second.
+const REFUSED_ATTEMPTS: u32 = 3;
+
+/// Backoff cap: once sshd's queue drains, a waiting connection notices within a second.
+const BACKOFF_CAP: Duration = Duration::from_secs(1);
+
+/// What a failed connection attempt means for retrying.
+#[derive(Debug)]
+enum Transience {
+    /// sshd accepted and then closed or reset the connection before the handshake finished
+    /// (`MaxStartups` throttling): retried with backoff within the retry window.
+    Dropped,
+    /// The TCP connect was refused: retried [`REFUSED_ATTEMPTS`] times at most.
+    Refused,
+    /// Nothing will change by retrying (DNS failure, unreachable network, no common
+    /// algorithm, protocol error).
+    Permanent,
+    /// As `Permanent`, with its own error (a refused host key).
+    Fatal(SshError),
+}
+
+impl Transience {
+    /// A failed TCP connect.
+    fn of_connect(e: &std::io::Error) -> Self {
+        use std::io::ErrorKind::*;
+        match e.kind() {
+            ConnectionRefused => Transience::Refused,
+            // Reset/aborted during the TCP handshake, or no local port free for a moment.
+            ConnectionReset | ConnectionAborted | AddrNotAvailable => Transience::Dropped,
+            _ => Transience::Permanent,
+        }
+    }
+
+    /// A failed SSH handshake on a connected socket.
+    fn of_handshake(e: &russh::Error) -> Self {
+        use std::io::ErrorKind::*;
+        match e {
+            russh::Error::Disconnect | russh::Error::HUP => Transience::Dropped,
+            russh::Error::IO(io)
+                if matches!(
+                    io.kind(),
+                    ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+                ) =>
+            {
+                Transience::Dropped
+            }
+            _ => Transience::Permanent,
+        }
+    }
+}
+
+/// Whether and when to try again after a failed attempt.
+struct RetrySchedule {
+    /// Time (attempts and waits, not the wait for an endpoint slot) allowed for retrying.
+    window: Duration,
+    /// Failed attempts so far.
+    attempts: u32,
+}
+
+impl RetrySchedule {
+    fn new(window: Duration) -> Self {
+        RetrySchedule {
+            window,
+            attempts: 0,
+        }
+    }
+
+    /// Record a failed attempt; `Some(wait)` to try again after `wait`, `None` to give up.
+    /// `spent` is the time used so far.
+    fn after_failure(&mut self, t: &Transience, spent: Duration) -> Option<Duration> {
+        self.attempts += 1;
+        let wait = backoff(self.attempts);
+        match t {
+            Transience::Dropped if spent + wait < self.window => Some(wait),
+            Transience::Refused if self.attempts < REFUSED_ATTEMPTS => Some(wait),
+            _ => None,
+        }
     }
 }
 
@@ -665,13 +798,16 @@ fn describe(e: &russh::Error) -> String {
     }
 }
 
-/// Jittered exponential backoff: 50 ms · 2^(n-1), capped at 2 s, uniformly in [½, 1]× that.
+/// Jittered exponential backoff after the `attempt`-th failure: 50 ms · 2^(attempt-1), capped
+/// at [`BACKOFF_CAP`], uniformly in [½, 1]× that (so a burst that failed together does not
+/// come back together).
 fn backoff(attempt: u32) -> Duration {
+    let cap = BACKOFF_CAP.as_millis() as u64;
     let base = 50u64
-        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-        .min(2000);
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(cap);
     let half = base / 2;
-    Duration::from_millis(half + jitter() % (half + 1))
+    Duration::from_millis(half + jitter() % (base - half + 1))
 }
 
 /// A cheap per-process pseudo-random number (jitter and temp names; not for secrets).
@@ -693,26 +829,173 @@ pub(crate) fn jitter() -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn backoff_is_bounded_and_grows() {
-        for attempt in 1..20 {
-            let d = backoff(attempt);
-            assert!(d <= Duration::from_secs(2), "{d:?}");
-            let base = 50u64 * (1 << (attempt - 1).min(6));
-            assert!(
-                d >= Duration::from_millis(base.min(2000) / 2),
-                "{attempt} {d:?}"
-            );
-        }
+    use std::io::{Error as IoError, ErrorKind};
+
+    fn dropped() -> Transience {
+        Transience::of_handshake(&russh::Error::IO(IoError::from(ErrorKind::ConnectionReset)))
     }
 
     #[test]
-    fn handshake_drops_are_retryable_but_protocol_errors_are_not() {
-        assert!(retryable(&russh::Error::Disconnect));
-        assert!(retryable(&russh::Error::IO(std::io::Error::from(
-            std::io::ErrorKind::ConnectionReset
-        ))));
-        assert!(!retryable(&russh::Error::WrongServerSig));
-        assert!(!retryable(&russh::Error::NoAuthMethod));
+    fn backoff_grows_from_50ms_to_a_1s_cap_with_jitter() {
+        for attempt in 1..40 {
+            let base = (50u64 << (attempt - 1).min(16)).min(1000);
+            for _ in 0..50 {
+                let d = backoff(attempt);
+                assert!(d <= BACKOFF_CAP, "{attempt}: {d:?}");
+                assert!(
+                    d >= Duration::from_millis(base / 2) && d <= Duration::from_millis(base),
+                    "{attempt}: {d:?} not in [{}, {base}] ms",
+                    base / 2
+                );
+            }
+        }
+        assert!(backoff(1) <= Duration::from_millis(50));
+        assert!(backoff(6) >= Duration::from_millis(500));
+        // Jittered: a burst that failed together does not retry in lockstep.
+        let waits: HashSet<Duration> = (0..50).map(|_| backoff(8)).collect();
+        assert!(waits.len() > 10, "{waits:?}");
+    }
+
+    #[test]
+    fn drops_and_resets_are_transient_other_errors_are_not() {
+        for e in [
+            russh::Error::Disconnect,
+            russh::Error::HUP,
+            russh::Error::IO(IoError::from(ErrorKind::ConnectionReset)),
+            russh::Error::IO(IoError::from(ErrorKind::UnexpectedEof)),
+            russh::Error::IO(IoError::from(ErrorKind::BrokenPipe)),
+            russh::Error::IO(IoError::from(ErrorKind::ConnectionAborted)),
+        ] {
+            assert!(
+                matches!(Transience::of_handshake(&e), Transience::Dropped),
+                "{e:?}"
+            );
+        }
+        for e in [
+            russh::Error::WrongServerSig,
+            russh::Error::NoAuthMethod,
+            russh::Error::NoCommonAlgo {
+                kind: russh::AlgorithmKind::Kex,
+                ours: vec![],
+                theirs: vec![],
+            },
+            russh::Error::IO(IoError::from(ErrorKind::PermissionDenied)),
+        ] {
+            assert!(
+                matches!(Transience::of_handshake(&e), Transience::Permanent),
+                "{e:?}"
+            );
+        }
+        let tcp = |k| Transience::of_connect(&IoError::from(k));
+        assert!(matches!(
+            tcp(ErrorKind::ConnectionRefused),
+            Transience::Refused
+        ));
+        assert!(matches!(
+            tcp(ErrorKind::ConnectionReset),
+            Transience::Dropped
+        ));
+        // DNS failures and unreachable networks are final.
+        let dns = IoError::other("failed to lookup address information: Name or service not known");
+        assert!(matches!(
+            Transience::of_connect(&dns),
+            Transience::Permanent
+        ));
+        assert!(matches!(
+            tcp(ErrorKind::HostUnreachable),
+            Transience::Permanent
+        ));
+        assert!(matches!(
+            tcp(ErrorKind::NetworkUnreachable),
+            Transience::Permanent
+        ));
+    }
+
+    #[test]
+    fn drops_are_retried_until_the_window_is_used_up_not_for_a_fixed_count() {
+        let window = Duration::from_secs(30);
+        let mut s = RetrySchedule::new(window);
+        let mut spent = Duration::ZERO;
+        let mut waits = Vec::new();
+        // Each attempt itself costs 20 ms (sshd accepts, then resets).
+        while let Some(w) = s.after_failure(&dropped(), spent) {
+            waits.push(w);
+            spent += w + Duration::from_millis(20);
+            assert!(spent < window + BACKOFF_CAP, "{spent:?}");
+        }
+        // Far more than the old 10 attempts, spread over (nearly) the whole window.
+        assert!(waits.len() > 30, "{} retries", waits.len());
+        assert!(
+            spent > window - BACKOFF_CAP - Duration::from_millis(20),
+            "{spent:?}"
+        );
+        // Exponential start, then capped at 1 s.
+        assert!(waits[0] <= Duration::from_millis(50));
+        assert!(waits[1] >= Duration::from_millis(50));
+        assert!(waits.iter().all(|w| *w <= BACKOFF_CAP));
+        assert!(waits[10..].iter().all(|w| *w >= BACKOFF_CAP / 2));
+        // Nothing more once the window is used up.
+        let mut s = RetrySchedule::new(window);
+        assert_eq!(s.after_failure(&dropped(), window), None);
+    }
+
+    #[test]
+    fn refused_and_permanent_errors_are_not_retried_for_long() {
+        let mut s = RetrySchedule::new(Duration::from_secs(30));
+        let mut total = Duration::ZERO;
+        while let Some(w) = s.after_failure(&Transience::Refused, total) {
+            total += w;
+        }
+        assert_eq!(s.attempts, REFUSED_ATTEMPTS);
+        assert!(total < Duration::from_millis(200), "{total:?}");
+        let mut s = RetrySchedule::new(Duration::from_secs(30));
+        assert_eq!(
+            s.after_failure(&Transience::Permanent, Duration::ZERO),
+            None
+        );
+        assert_eq!(s.attempts, 1);
+    }
+
+    #[test]
+    fn retry_window_is_30s_or_three_connect_timeouts() {
+        let mut cfg = SshConfig::from_env();
+        cfg.min_retry_window = Duration::from_secs(30);
+        assert_eq!(
+            cfg.retry_window(Duration::from_secs(2)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            cfg.retry_window(Duration::from_secs(10)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            cfg.retry_window(Duration::from_secs(20)),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[tokio::test]
+    async fn one_handshake_slot_semaphore_per_endpoint() {
+        let mut cfg = SshConfig::from_env();
+        cfg.max_handshakes_per_endpoint = 3;
+        let c = Connector::new(cfg);
+        let a = c.endpoint("127.0.0.1:22");
+        assert!(Arc::ptr_eq(&a, &c.endpoint("127.0.0.1:22")));
+        assert!(!Arc::ptr_eq(&a, &c.endpoint("127.0.0.1:2222")));
+        assert_eq!(a.available_permits(), 3);
+        let held: Vec<_> = (0..3)
+            .map(|_| a.clone().try_acquire_owned().unwrap())
+            .collect();
+        assert!(
+            a.clone().try_acquire_owned().is_err(),
+            "a 4th handshake must wait"
+        );
+        assert_eq!(c.endpoint("127.0.0.1:2222").available_permits(), 3);
+        drop(held);
+        assert_eq!(a.available_permits(), 3);
+        // 0 is treated as 1, never as "no connection at all".
+        let mut cfg = SshConfig::from_env();
+        cfg.max_handshakes_per_endpoint = 0;
+        assert_eq!(Connector::new(cfg).endpoint("h:22").available_permits(), 1);
     }
 }

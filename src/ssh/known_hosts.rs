@@ -1,7 +1,7 @@
 //! known_hosts files: parse (plain, hashed `|1|salt|hash`, `[host]:port`, patterns with `*`,
 //! `?` and `!`, `@revoked`, `@cert-authority`), look up a host's key, and format new entries.
 //!
-//! Parsing and checking are pure ([`KnownHosts::parse`], [`KnownHosts::check`]); the only I/O
+//! Parsing and checking are pure ([`KnownHostsFile::parse`], [`KnownHosts::check`]); the only I/O
 //! is [`KnownHosts::load`] (read files) and [`append_entry`] (accept-new). Keys are compared
 //! as their wire blobs, so this module does not depend on a key library; fingerprints are
 //! OpenSSH's `SHA256:` form.

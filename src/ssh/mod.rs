@@ -5,8 +5,9 @@
 //! - [`keys`]: private key loading (OpenSSH/PEM/PKCS#8, encrypted with a passphrase from an
 //!   env var or a TTY prompt), cached per process.
 //! - [`client`]: [`Connector`] (shared per run: config, key cache, known_hosts cache) opens
-//!   [`Session`]s: TCP with nodelay, retries with jittered backoff when sshd drops bursts
-//!   (`MaxStartups`), host-key policy, then authentication in OpenSSH's order (explicit key
+//!   [`Session`]s: TCP with nodelay, at most [`SshConfig::max_handshakes_per_endpoint`]
+//!   unauthenticated connections per `address:port` at once, retries with jittered backoff
+//!   within [`SshConfig::retry_window`] when sshd drops bursts (`MaxStartups`), host-key policy, then authentication in OpenSSH's order (explicit key
 //!   files, agent, default `~/.ssh/id_*`), or with exactly one key
 //!   ([`Connector::connect_with_key`]).
 //!
@@ -88,8 +89,18 @@ pub struct SshConfig {
     pub agent: AgentSource,
     /// Send a keepalive after this much silence; the connection dies after 3 unanswered.
     pub keepalive: Duration,
-    /// Connection attempts when sshd drops or resets the handshake (MaxStartups).
-    pub max_attempts: u32,
+    /// Minimum time spent retrying a host whose sshd keeps dropping or resetting the handshake
+    /// (its `MaxStartups` throttling). The effective window is the larger of this and three
+    /// connect timeouts (see [`SshConfig::retry_window`]); every attempt still has the connect
+    /// timeout of its own. Errors that are not transient (refused port, DNS, host key,
+    /// authentication) are not retried for long whatever this says.
+    pub min_retry_window: Duration,
+    /// At most this many connections per `address:port` are between TCP connect and the end
+    /// of authentication at once (further ones queue, in order, without their connect timeout
+    /// running). Below sshd's default `MaxStartups 10:30:100`, so a default sshd never starts
+    /// dropping a burst; the slot is released as soon as authentication completes.
+    /// `SSHFLEET_HANDSHAKES_PER_ENDPOINT` overrides; at least 1.
+    pub max_handshakes_per_endpoint: usize,
 }
 
 impl SshConfig {
@@ -135,10 +146,29 @@ impl SshConfig {
             default_identities,
             agent: AgentSource::Env,
             keepalive: Duration::from_secs(15),
-            max_attempts: 10,
+            min_retry_window: DEFAULT_MIN_RETRY_WINDOW,
+            max_handshakes_per_endpoint: std::env::var("SSHFLEET_HANDSHAKES_PER_ENDPOINT")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(DEFAULT_HANDSHAKES_PER_ENDPOINT),
         }
     }
+
+    /// How long a host whose sshd drops or resets our handshakes is retried, for a connect
+    /// timeout of `connect_timeout`: the larger of [`SshConfig::min_retry_window`] and three
+    /// connect timeouts.
+    pub fn retry_window(&self, connect_timeout: Duration) -> Duration {
+        self.min_retry_window.max(connect_timeout.saturating_mul(3))
+    }
 }
+
+/// Default [`SshConfig::min_retry_window`].
+pub const DEFAULT_MIN_RETRY_WINDOW: Duration = Duration::from_secs(30);
+
+/// Default [`SshConfig::max_handshakes_per_endpoint`]: below sshd's default `MaxStartups`
+/// start value (10).
+pub const DEFAULT_HANDSHAKES_PER_ENDPOINT: usize = 8;
 
 /// Ansible's boolean-false spellings.
 pub fn is_false(v: &str) -> bool {
