@@ -1,8 +1,8 @@
 //! The operations, written once against [`crate::target::Target`]: authorized_key, slurp,
 //! copy, rotate, replicate.
 
-pub mod copy;
 pub mod authorized_key;
+pub mod copy;
 pub mod keys;
 pub mod replicate;
 pub mod slurp;
