@@ -48,4 +48,5 @@ if [ ! -x "$venv/bin/ansible-playbook" ] || [ ! -d "$venv/lib" ] || ! "$venv/bin
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "$ansible_core_spec" "$ansible_spec"
 fi
-log "ready: $("$venv/bin/ansible" --version | head -n1)"
+ver="$("$venv/bin/ansible" --version 2>/dev/null)" || true
+log "ready: ${ver%%$'\n'*}"
