@@ -380,6 +380,9 @@ pub fn backup_candidates(dest: &str, pid: u32, unix_secs: i64) -> impl Iterator<
 }
 
 /// Local civil time via `localtime_r` (falls back to UTC).
+// `libc::time_t` is flagged deprecated on musl (it will become 64-bit there); it is exactly
+// the type `localtime_r` takes on every target, so it stays.
+#[allow(deprecated)]
 fn local_civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
     let tt = t as libc::time_t;
     // SAFETY: zeroed tm is a valid out-parameter for localtime_r.
