@@ -32,7 +32,7 @@ import report  # noqa: E402
 from fleetstate import Fleet, StateError, pem_like  # noqa: E402
 
 USER = "deploy"
-SRC_HOST = "host01"
+SRC_HOST = "host01"  # replaced by the fleet's first host at start (host001 when N > 99)
 REPL_DIR = "/srv/bench"
 RSS_DIR = "/srv/rss"
 
@@ -233,7 +233,7 @@ def replication(ctx):
                     "returns a string: binary content would be mangled by the Ansible side")
     sc.notes.append("destinations are emptied before every run; after every run each destination was checked "
                     "(sha256 and mode 0644 equal to the source)")
-    sc.notes.append("floor = `ssh host01 tar -cf -` to the controller, then one `ssh host tar -xf -` per other "
+    sc.notes.append(f"floor = `ssh {SRC_HOST} tar -cf -` to the controller, then one `ssh host tar -xf -` per other "
                     "host in parallel, curve25519-sha256 (no atomic rename, no verification)")
     return sc
 
@@ -474,6 +474,8 @@ def main():
     measure.become_subreaper()
     started = time.time()
     ctx = Ctx(a)
+    global SRC_HOST
+    SRC_HOST = ctx.fleet.hosts[0].name
     print(f"benchmark: {ctx.n} hosts, {a.runs} run(s), scenarios {','.join(only)}; logs in {ctx.logs}", flush=True)
     results = {}
     try:
