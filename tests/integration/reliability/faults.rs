@@ -3,7 +3,6 @@
 //! read-only file system, permission denied, missing user, symlinked authorized_keys and a
 //! `~/.ssh` with wrong modes. Each test states the promise it checks in its name.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -237,7 +236,7 @@ fn reliability_sigint_during_100_host_run_stops_cleanly() {
     let k = keygen(dir.path(), "k", "k@sigint");
     let kb = blob(&pub_line(&k));
     let before = snapshot(&fleet, "deploy");
-    let mut child = Command::new(sshfleet_bin())
+    let child = Command::new(sshfleet_bin())
         .arg("-i")
         .arg(fleet.inventory())
         .arg("--private-key")
@@ -252,7 +251,6 @@ fn reliability_sigint_during_100_host_run_stops_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sshfleet");
-    let pid = child.id() as libc::pid_t;
     // Interrupt once some hosts are done and most are not.
     let t0 = Instant::now();
     let done = |f: &Fleet| {
@@ -263,33 +261,8 @@ fn reliability_sigint_during_100_host_run_stops_cleanly() {
     while done(&fleet) < 8 && t0.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    // SAFETY: kill(2) on our own child, not yet reaped.
-    unsafe { libc::kill(pid, libc::SIGINT) };
     let stopped_at = Instant::now();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            // SAFETY: as above; the child is reaped only after this thread is joined.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let st = child.wait().unwrap();
-    let _ = tx.send(());
-    watchdog.join().unwrap();
+    let (st, stdout, stderr) = interrupt_and_collect(child);
     let stop_took = stopped_at.elapsed();
     let all = format!("exit {st}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
     assert_eq!(st.code(), Some(99), "{all}");

@@ -186,7 +186,7 @@ fn reliability_replicate_sigint_mid_transfer_leaves_no_partial_files() {
     let path = "/srv/int/big.bin";
     let sha = big_source(&fleet, path, 128);
     let dests: Vec<PathBuf> = (1..4).map(|i| put_old(&fleet, i, path)).collect();
-    let mut child = Command::new(sshfleet_bin())
+    let child = Command::new(sshfleet_bin())
         .arg("-i")
         .arg(fleet.inventory())
         .arg("--private-key")
@@ -200,34 +200,8 @@ fn reliability_replicate_sigint_mid_transfer_leaves_no_partial_files() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sshfleet");
-    let pid = child.id() as libc::pid_t;
     let started = wait_for_temp(dests[0].parent().unwrap(), 4 << 20);
-    // SAFETY: kill(2) on our own child, not yet reaped.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            // SAFETY: as above; reaped only after this thread is joined.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let st = child.wait().unwrap();
-    let _ = tx.send(());
-    watchdog.join().unwrap();
+    let (st, stdout, stderr) = interrupt_and_collect(child);
     let all = format!("exit {st}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
     assert!(started, "the transfer never started\n{all}");
     assert_eq!(st.code(), Some(99), "{all}");

@@ -2,8 +2,10 @@
 //! in", file snapshots, temp-file leftovers, and mounts inside one host's mount namespace
 //! (a full or read-only file system under a host's home or /srv).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use crate::support::Sshfleet;
 use crate::support::fleet::Fleet;
@@ -178,4 +180,38 @@ impl Drop for HostMount<'_> {
             let _ = in_host_ns(self.fleet, self.host, &format!("umount '{}'", self.path));
         }
     }
+}
+
+/// Send SIGINT to `child` (spawned with piped stdout/stderr), then collect its exit status and
+/// output. A watchdog SIGKILLs it if it has not exited 30 s later, so a hung stop fails the
+/// test instead of hanging it.
+pub fn interrupt_and_collect(mut child: Child) -> (ExitStatus, String, String) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            // SAFETY: as above; the child is reaped only after this thread is joined.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let st = child.wait().unwrap();
+    let _ = tx.send(());
+    watchdog.join().unwrap();
+    (st, stdout, stderr)
 }
