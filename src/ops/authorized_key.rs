@@ -22,7 +22,7 @@ use crate::authorized_keys::{
     EditOutcome, EditSpec, KeyError, PublicKey, State, apply_edit, looks_like_private_key,
     parse_key_list,
 };
-use crate::target::{Body, Expect, FileKind, Target, TargetError, UserInfo, WriteSpec};
+use crate::target::{Body, EditHint, Expect, FileKind, Target, TargetError, UserInfo, WriteSpec};
 
 /// Largest `authorized_keys` file read (a larger one is refused, not truncated).
 const MAX_KEYFILE: u64 = 16 << 20;
@@ -169,6 +169,45 @@ pub async fn apply<T: Target>(
     // Option errors (key_options, comment, empty exclusive set) before touching anything.
     apply_edit(None, &keys, &spec)?;
 
+    // One transaction: the user lookup, the read and the write (under the directory's writer
+    // lock when the target offers one; check mode locks nothing).
+    let lock_dir = |u: Option<&UserInfo>| {
+        (!mode.check)
+            .then(|| edit_lock_dir(params.path.as_deref(), u))
+            .flatten()
+    };
+    let began = target
+        .begin_edit(&EditHint {
+            user: &params.user,
+            lock_dir: &lock_dir,
+        })
+        .await?;
+    let result = edit(target, params, mode, &keys, &spec).await;
+    if began {
+        target.end_edit().await;
+    }
+    result
+}
+
+/// The directory an edit of `user`'s key file locks: the parent of `path`, or of the default
+/// `~user/.ssh/authorized_keys`. `None` when it cannot be known up front (a relative path, or
+/// no such user).
+pub fn edit_lock_dir(path: Option<&str>, user: Option<&UserInfo>) -> Option<String> {
+    match path {
+        Some(p) if p.starts_with('/') => Some(parent(p)),
+        Some(_) => None,
+        None => user.map(|u| join(&u.home, ".ssh")),
+    }
+}
+
+/// [`apply`] after the options are checked.
+async fn edit<T: Target>(
+    target: &T,
+    params: &AuthorizedKeyParams,
+    mode: RunMode,
+    keys: &[PublicKey],
+    spec: &EditSpec,
+) -> Result<AuthorizedKeyResult, OpError> {
     let user = target.lookup_user(&params.user).await?;
     let user = match (user, &params.path) {
         (Some(u), _) => Some(u),
@@ -198,7 +237,7 @@ pub async fn apply<T: Target>(
     loop {
         attempt += 1;
         let (old, expect) = read_current(target, &keyfile).await?;
-        let outcome = apply_edit(old.as_deref(), &keys, &spec).map_err(|e| match e {
+        let outcome = apply_edit(old.as_deref(), keys, spec).map_err(|e| match e {
             KeyError::NotUtf8 { .. } => OpError::Keys(format!("{keyfile}: {e}")),
             e => e.into(),
         })?;

@@ -327,6 +327,27 @@ impl LocalTarget {
             .then(|| DirLock::acquire(&spec.dest))
             .transpose()?;
         check_expect(&spec.dest, spec.expect)?;
+        if spec.expect == Expect::Absent {
+            // link(2) never replaces a name, so this is atomic even against writers that take
+            // no lock (SshTarget creates files that way).
+            match fs::hard_link(&tmp, &spec.dest) {
+                Ok(()) => {
+                    fsync_dir(&spec.dest);
+                    return Ok(WriteOutcome {
+                        sha256,
+                        size,
+                        backup_file: None,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(TargetError::Changed {
+                        path: spec.dest.clone(),
+                    });
+                }
+                // No hard links on this file system: the checked rename below.
+                Err(_) => {}
+            }
+        }
         let backup_file = if spec.backup {
             backup_file(&spec.dest)?
         } else {

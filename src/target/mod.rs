@@ -226,6 +226,36 @@ pub trait Target: Send + Sync {
         argv: &[String],
         stdin: Option<Vec<u8>>,
     ) -> impl Future<Output = TResult<CommandOutput>> + Send;
+
+    /// Begin an edit: a read-modify-write of files in one directory. The target looks
+    /// `hint.user` up (answers are then served by [`Target::lookup_user`]) and may hold the
+    /// directory's writer lock (see [`EditHint::lock_dir`]) until [`Target::end_edit`], so the
+    /// read and the write form one transaction. Returns whether this call began an edit (false
+    /// inside one already, or when the target has nothing to gain from it); call
+    /// [`Target::end_edit`] exactly when it returned true.
+    ///
+    /// Optional: by default nothing happens, and every write with a precondition takes the
+    /// lock itself around its check and rename ([`local::LocalTarget`] does that; it is cheap
+    /// there). `SshTarget` uses it to do the lookup, the lock and the file session on one
+    /// channel instead of three.
+    fn begin_edit(&self, hint: &EditHint<'_>) -> impl Future<Output = TResult<bool>> + Send {
+        let _ = hint;
+        async { Ok(false) }
+    }
+
+    /// End the edit [`Target::begin_edit`] began (releases the lock). Best effort.
+    fn end_edit(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// What [`Target::begin_edit`] needs to know up front.
+pub struct EditHint<'a> {
+    /// The user whose files are edited (looked up once, at the start).
+    pub user: &'a str,
+    /// The directory to lock, given the user's passwd entry (`None` when the user does not
+    /// exist): the parent directory of the files the edit writes. `None` = lock nothing.
+    pub lock_dir: &'a (dyn Fn(Option<&UserInfo>) -> Option<String> + Sync),
 }
 
 /// The name of user or group `id` on `t`: first field of `getent DB ID` (`db` is `passwd` or

@@ -13,7 +13,7 @@
 //! `posix-rename@openssh.com` over the destination. Any failure — or the future being dropped
 //! (Ctrl-C, host timeout) — removes the temp file (see [`wait_for_cleanups`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,12 +23,13 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, OnceCell, Semaphore, mpsc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Mutex, Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::{
-    Body, CommandOutput, Expect, FileKind, FileStat, TResult, Target, TargetError, UserInfo,
-    WriteOutcome, WriteSpec, shell_quote, validate_argv,
+    Body, CommandOutput, EditHint, Expect, FileKind, FileStat, TResult, Target, TargetError,
+    UserInfo, WriteOutcome, WriteSpec, shell_quote, validate_argv,
 };
 use crate::inventory::conn::BecomeSpec;
 use crate::ssh::{Session, SshError};
@@ -48,6 +49,11 @@ struct Sftp {
     fsync: bool,
     posix_rename: bool,
     hardlink: bool,
+    /// Opened by [`Target::begin_edit`]: closed by `end_edit`.
+    edit: bool,
+    /// The directory whose writer lock this session's server process holds (`flock(1)`
+    /// around `sftp-server`), released when the session ends.
+    locked_dir: Option<String>,
 }
 
 /// The [`super::Target`] trait over one SSH connection.
@@ -55,8 +61,11 @@ pub struct SshTarget {
     session: Arc<Session>,
     /// `[sudo, flags.., -u, USER, --]` when become is on.
     become_prefix: Option<Vec<String>>,
-    sftp: OnceCell<Arc<Sftp>>,
+    /// The current file session (opened on first use; replaced by an edit's session).
+    sftp: Mutex<Option<Arc<Sftp>>>,
     exec_slots: Semaphore,
+    /// passwd answers, by name (`None`: no such user).
+    users: std::sync::Mutex<HashMap<String, Option<UserInfo>>>,
 }
 
 impl SshTarget {
@@ -65,8 +74,9 @@ impl SshTarget {
         Ok(SshTarget {
             session: Arc::new(session),
             become_prefix: become_prefix(r#become)?,
-            sftp: OnceCell::new(),
+            sftp: Mutex::new(None),
             exec_slots: Semaphore::new(MAX_EXEC),
+            users: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -82,7 +92,7 @@ impl SshTarget {
 
     /// Close the connection (best effort).
     pub async fn close(&self) {
-        if let Some(s) = self.sftp.get() {
+        if let Some(s) = self.sftp.lock().await.take() {
             let _ = s.raw.close_session();
         }
         self.session.close().await;
@@ -118,8 +128,114 @@ impl SshTarget {
         self.exec_line(&self.command_line(&argv), None).await
     }
 
-    async fn sftp(&self) -> TResult<&Arc<Sftp>> {
-        self.sftp.get_or_try_init(|| self.open_sftp()).await
+    /// Remember a passwd entry learnt elsewhere (e.g. over another connection to the same
+    /// host), so [`Target::lookup_user`] need not ask again.
+    pub fn remember_user(&self, info: UserInfo) {
+        self.cache_user(&info.name.clone(), Some(info));
+    }
+
+    fn cache_user(&self, name: &str, info: Option<UserInfo>) {
+        if let Ok(mut m) = self.users.lock() {
+            m.insert(name.to_string(), info);
+        }
+    }
+
+    fn cached_user(&self, name: &str) -> Option<Option<UserInfo>> {
+        self.users.lock().ok()?.get(name).cloned()
+    }
+
+    async fn sftp(&self) -> TResult<Arc<Sftp>> {
+        let mut cur = self.sftp.lock().await;
+        if let Some(s) = cur.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = self.open_sftp().await?;
+        *cur = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Open the edit session of [`Target::begin_edit`]: ONE exec channel runs
+    /// [`EDIT_SCRIPT`], which prints the user's passwd entry, asks which directory to lock,
+    /// and then runs `sftp-server` under `flock` on it. `Ok(None)` when the host cannot
+    /// (no POSIX `sh` or no `sftp-server` binary): the caller keeps the plain session.
+    async fn open_edit_sftp(&self, hint: &EditHint<'_>) -> TResult<Option<Arc<Sftp>>> {
+        let host = &self.session.addr;
+        let known = self.cached_user(hint.user);
+        let channel = self.session.channel().await.map_err(TargetError::from)?;
+        let mut argv: Vec<String> = self.become_prefix.clone().unwrap_or_default();
+        argv.extend(["sh", "-c", EDIT_SCRIPT, "sh"].map(String::from));
+        if known.is_none() {
+            argv.push(hint.user.to_string());
+        }
+        let line = argv
+            .iter()
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
+        channel
+            .exec(true, line)
+            .await
+            .map_err(|e| TargetError::Other(format!("{host}: exec: {e}")))?;
+        let mut stream = channel.into_stream();
+        let prelude = async {
+            let user = match known {
+                Some(u) => u,
+                None => {
+                    let mut entry = None;
+                    loop {
+                        let l = read_line(&mut stream).await?;
+                        if let Some(rc) = l.strip_prefix("sshfleet-rc ") {
+                            break match rc {
+                                "0" => entry,
+                                "2" => None,
+                                rc => {
+                                    return Err(TargetError::Other(format!(
+                                        "getent passwd {}: rc={rc}",
+                                        hint.user
+                                    )));
+                                }
+                            };
+                        }
+                        if entry.is_none() {
+                            entry = parse_passwd(&l);
+                        }
+                    }
+                }
+            };
+            self.cache_user(hint.user, user.clone());
+            if read_line(&mut stream).await? != "sshfleet-dir?" {
+                return Err(TargetError::Other("unexpected reply".into()));
+            }
+            let dir = (hint.lock_dir)(user.as_ref())
+                .filter(|d| d.starts_with('/') && !d.contains(['\n', '\0']));
+            let mut reply = dir.clone().unwrap_or_default().into_bytes();
+            reply.push(b'\n');
+            stream
+                .write_all(&reply)
+                .await
+                .map_err(|e| TargetError::Other(e.to_string()))?;
+            Ok(match read_line(&mut stream).await?.as_str() {
+                "sshfleet-lock" => Some(dir),
+                "sshfleet-nolock" => Some(None),
+                _ => None,
+            })
+        };
+        let locked_dir = match tokio::time::timeout(Duration::from_secs(60), prelude).await {
+            Ok(Ok(Some(d))) => d,
+            // No sftp-server binary, or a shell that did not run the script: plain session.
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Ok(None),
+        };
+        let lock_note = locked_dir.as_deref().map(|d| {
+            format!(" (timed out after 30 s waiting for another sshfleet writer's lock on {d})")
+        });
+        let sftp = self
+            .init_sftp(RawSftpSession::new(stream), true, locked_dir)
+            .await
+            .map_err(|e| match (e, lock_note) {
+                (TargetError::Other(m), Some(n)) => TargetError::Other(format!("{m}{n}")),
+                (e, _) => e,
+            })?;
+        Ok(Some(sftp))
     }
 
     async fn open_sftp(&self) -> TResult<Arc<Sftp>> {
@@ -147,7 +263,18 @@ impl SshTarget {
                 channel.exec(true, line).await.map_err(perr)?
             }
         }
-        let mut raw = RawSftpSession::new(channel.into_stream());
+        self.init_sftp(RawSftpSession::new(channel.into_stream()), false, None)
+            .await
+    }
+
+    /// The SFTP handshake on a started server; `edit` and `locked_dir` as in [`Sftp`].
+    async fn init_sftp(
+        &self,
+        mut raw: RawSftpSession,
+        edit: bool,
+        locked_dir: Option<String>,
+    ) -> TResult<Arc<Sftp>> {
+        let host = &self.session.addr;
         raw.set_timeout(120);
         let version = match raw.init().await {
             Ok(v) => v,
@@ -180,7 +307,45 @@ impl SshTarget {
             posix_rename: has("posix-rename@openssh.com"),
             hardlink: has("hardlink@openssh.com"),
             raw: Arc::new(raw),
+            edit,
+            locked_dir,
         }))
+    }
+}
+
+/// The edit session's server side (`sh -c EDIT_SCRIPT sh [USER]`), one exec channel:
+/// 1. with a USER argument, its passwd entry and `sshfleet-rc RC` (getent's exit status);
+/// 2. `sshfleet-dir?`, then one line from the client: the directory to lock (may be empty);
+/// 3. `sshfleet-lock` and `sftp-server` under `flock -w 30 DIR` (the lock every sshfleet
+///    writer takes, see `locked_commit` and `local::DirLock`) when DIR is a directory and
+///    `flock` exists, else `sshfleet-nolock` and a plain `sftp-server`; `sshfleet-nosftp` if
+///    there is no `sftp-server` binary. Only builtins run besides getent, flock and the server.
+const EDIT_SCRIPT: &str = r#"if [ $# -gt 0 ]; then getent passwd -- "$1"; echo "sshfleet-rc $?"; fi
+echo "sshfleet-dir?"
+IFS= read -r d || exit 3
+for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server /usr/lib/ssh/sftp-server /usr/lib/sftp-server; do
+  [ -x "$p" ] || continue
+  if [ -n "$d" ] && [ -d "$d" ] && command -v flock >/dev/null 2>&1; then echo sshfleet-lock; exec flock -w 30 "$d" "$p"; fi
+  echo sshfleet-nolock; exec "$p"
+done
+echo sshfleet-nosftp; exit 127"#;
+
+/// One `\n`-terminated line (without it) from a channel stream, read byte by byte so
+/// nothing after it is consumed. At most 4 KiB.
+async fn read_line<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> TResult<String> {
+    let mut buf = Vec::new();
+    loop {
+        let b = r
+            .read_u8()
+            .await
+            .map_err(|e| TargetError::Other(format!("edit session: {e}")))?;
+        if b == b'\n' {
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
+        if buf.len() >= 4096 {
+            return Err(TargetError::Other("edit session: line too long".into()));
+        }
+        buf.push(b);
     }
 }
 
@@ -406,6 +571,15 @@ impl Drop for Writer {
     }
 }
 
+/// The directory a path's entry lives in (`/` for top-level names, `.` for bare names).
+fn parent_dir(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => ".",
+    }
+}
+
 fn temp_name(dest: &str) -> TResult<(String, String)> {
     let (dir, name) = match dest.rsplit_once('/') {
         Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
@@ -569,7 +743,10 @@ impl SshTarget {
         const SCRIPT: &str = r#"tmp=$1 dest=$2 want=$3 bak=$4
 case "$want" in
   any) ;;
-  absent) if [ -e "$dest" ] || [ -L "$dest" ]; then exit 3; fi ;;
+  absent) if [ -e "$dest" ] || [ -L "$dest" ]; then exit 3; fi
+    # link(2) never replaces a name: atomic even against writers that take no lock.
+    if ln -- "$tmp" "$dest" 2>/dev/null; then rm -f -- "$tmp"; exit 0; fi
+    if [ -e "$dest" ] || [ -L "$dest" ]; then exit 3; fi ;;
   *) h=$(sha256sum < "$dest" 2>/dev/null) || exit 3; [ "${h%% *}" = "$want" ] || exit 3 ;;
 esac
 if [ -n "$bak" ]; then ln -- "$dest" "$bak" 2>/dev/null || cp -p --no-clobber -- "$dest" "$bak" || exit 4; fi
@@ -579,11 +756,7 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
             Expect::Absent => "absent".to_string(),
             Expect::Sha256(h) => super::hex(&h),
         };
-        let dir = match dest.rfind('/') {
-            Some(0) => "/",
-            Some(i) => &dest[..i],
-            None => ".",
-        };
+        let dir = parent_dir(dest);
         let script_args = [
             "sh",
             "-c",
@@ -615,6 +788,42 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
                 .into(),
                 msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             }),
+        }
+    }
+
+    /// Optional backup, then rename `tmp` over `dest`.
+    async fn rename_commit(
+        &self,
+        sftp: &Sftp,
+        tmp: &str,
+        dest: &str,
+        backup: bool,
+    ) -> TResult<Option<String>> {
+        let backup_file = if backup {
+            self.backup(sftp, dest).await?
+        } else {
+            None
+        };
+        self.posix_rename(sftp, tmp, dest).await?;
+        Ok(backup_file)
+    }
+
+    /// [`Expect::Absent`] without any lock: `link(2)` never replaces an existing name, so
+    /// linking the temp file to `dest` creates it only if nobody else did. `Ok(false)`: the
+    /// file system refused the link for another reason (the caller falls back).
+    async fn link_commit(&self, sftp: &Sftp, tmp: &str, dest: &str) -> TResult<bool> {
+        if sftp.raw.hardlink(tmp, dest).await.is_ok() {
+            // The new file is in place; the second name goes (a leftover is only a stale
+            // temp name, removed by the next write of this file).
+            let _ = sftp.raw.remove(tmp).await;
+            return Ok(true);
+        }
+        match sftp.raw.lstat(dest).await {
+            Ok(_) => Err(TargetError::Changed {
+                path: dest.to_string(),
+            }),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(sftp_err(dest, "stat", e)),
         }
     }
 
@@ -848,23 +1057,37 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
                 });
             }
         }
-        let backup_file = if spec.expect == Expect::Any {
-            let backup_file = if spec.backup {
-                self.backup(sftp, dest).await?
-            } else {
-                None
-            };
-            self.posix_rename(sftp, tmp, dest).await?;
-            backup_file
-        } else {
-            let backup_file = if spec.backup {
-                self.free_backup_name(sftp, dest).await?
-            } else {
-                None
-            };
-            self.locked_commit(tmp, dest, spec.expect, backup_file.as_deref())
-                .await?;
-            backup_file
+        let holds_lock = sftp.locked_dir.as_deref() == Some(parent_dir(dest));
+        let backup_file = match spec.expect {
+            Expect::Absent if sftp.hardlink && self.link_commit(sftp, tmp, dest).await? => None,
+            Expect::Any => self.rename_commit(sftp, tmp, dest, spec.backup).await?,
+            // This session's server holds the directory's lock: check and rename over SFTP.
+            expect if holds_lock => {
+                let current = match expect {
+                    Expect::Absent => self.stat(dest, false).await?.map(|_| [0; 32]),
+                    _ => self.sha256(dest).await?,
+                };
+                let unchanged = match expect {
+                    Expect::Sha256(want) => current == Some(want),
+                    _ => current.is_none(),
+                };
+                if !unchanged {
+                    return Err(TargetError::Changed {
+                        path: dest.to_string(),
+                    });
+                }
+                self.rename_commit(sftp, tmp, dest, spec.backup).await?
+            }
+            expect => {
+                let backup_file = if spec.backup {
+                    self.free_backup_name(sftp, dest).await?
+                } else {
+                    None
+                };
+                self.locked_commit(tmp, dest, expect, backup_file.as_deref())
+                    .await?;
+                backup_file
+            }
         };
         guard.disarm();
         Ok(WriteOutcome {
@@ -1007,7 +1230,7 @@ impl Target for SshTarget {
                 Err(_) => Err(sftp_err(path, "mkdir", e)),
             };
         }
-        self.set_attrs_raw(sftp, path, Some(mode), uid, gid, None)
+        self.set_attrs_raw(&sftp, path, Some(mode), uid, gid, None)
             .await
     }
 
@@ -1032,7 +1255,7 @@ impl Target for SshTarget {
                 path: path.to_string(),
             });
         }
-        self.set_attrs_raw(sftp, path, mode, uid, gid, Some(&cur))
+        self.set_attrs_raw(&sftp, path, mode, uid, gid, Some(&cur))
             .await
     }
 
@@ -1091,18 +1314,25 @@ impl Target for SshTarget {
     }
 
     async fn lookup_user(&self, name: &str) -> TResult<Option<UserInfo>> {
+        if let Some(u) = self.cached_user(name) {
+            return Ok(u);
+        }
         let out = self.exec_argv(&["getent", "passwd", "--", name]).await?;
-        match out.status {
-            0 => Ok(String::from_utf8_lossy(&out.stdout)
+        let info = match out.status {
+            0 => String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .next()
-                .and_then(parse_passwd)),
-            2 => Ok(None),
-            rc => Err(TargetError::Other(format!(
-                "getent passwd {name}: rc={rc}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))),
-        }
+                .and_then(parse_passwd),
+            2 => None,
+            rc => {
+                return Err(TargetError::Other(format!(
+                    "getent passwd {name}: rc={rc}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        };
+        self.cache_user(name, info.clone());
+        Ok(info)
     }
 
     async fn lookup_group(&self, name: &str) -> TResult<Option<u32>> {
@@ -1126,6 +1356,29 @@ impl Target for SshTarget {
             return Err(TargetError::Other("empty command".into()));
         }
         self.exec_line(&self.command_line(argv), stdin).await
+    }
+
+    async fn begin_edit(&self, hint: &EditHint<'_>) -> TResult<bool> {
+        let mut cur = self.sftp.lock().await;
+        if cur.as_ref().is_some_and(|s| s.edit) {
+            return Ok(false);
+        }
+        let Some(s) = self.open_edit_sftp(hint).await? else {
+            return Ok(false);
+        };
+        // A plain session still in use by someone else ends when its last user drops it.
+        *cur = Some(s);
+        Ok(true)
+    }
+
+    async fn end_edit(&self) {
+        let mut cur = self.sftp.lock().await;
+        if cur.as_ref().is_some_and(|s| s.edit)
+            && let Some(s) = cur.take()
+        {
+            // EOF ends sftp-server, and with it flock and the lock.
+            let _ = s.raw.close_session();
+        }
     }
 }
 

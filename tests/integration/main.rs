@@ -14,4 +14,5 @@ mod playbooks;
 mod properties;
 mod reliability;
 mod replicate;
+mod sessions;
 mod ssh;

@@ -32,12 +32,12 @@ use crate::authorized_keys::{AuthorizedKeys, PublicKey};
 use crate::error::{Error, ExitCode, Result};
 use crate::fleet::{self, HostCtx, HostOutcome, RunOptions, Status, resolve::resolve_targets};
 use crate::inventory::conn::{BecomeSpec, ConnSpec};
-use crate::ops::authorized_key::{AuthorizedKeyResult, OpError, RunMode, apply};
+use crate::ops::authorized_key::{AuthorizedKeyResult, OpError, RunMode, apply, edit_lock_dir};
 use crate::report::Reporter;
 use crate::run::{GlobalConfig, OutputMode};
 use crate::ssh::{Connector, SshError};
 use crate::target::ssh::SshTarget;
-use crate::target::{Target, TargetError};
+use crate::target::{EditHint, Target, TargetError, UserInfo};
 
 use super::commands::{diff_text, edit_params, no_hosts, op_failure};
 use super::keygen::{self, Secret};
@@ -187,6 +187,30 @@ pub fn verify_spec(spec: &ConnSpec, login_user: &str, user: &str, key: &Path) ->
     v
 }
 
+/// Step 3 on the verified connection: plan the exclusive set from the current file, then
+/// apply it.
+async fn plan_and_apply(
+    vt: &SshTarget,
+    user: &str,
+    path: Option<&str>,
+    wanted: &[PublicKey],
+    file: &FileOptions,
+) -> std::result::Result<(ExclusivePlan, AuthorizedKeyResult), OpError> {
+    let plan = plan_on(vt, user, path, wanted).await?;
+    let mut params = edit_params(user, plan.set.clone(), file);
+    params.exclusive = true;
+    let res = apply(
+        vt,
+        &params,
+        RunMode {
+            check: false,
+            diff: true,
+        },
+    )
+    .await?;
+    Ok((plan, res))
+}
+
 /// Read the current file over `t` and plan the exclusive set.
 async fn plan_on<T: Target>(
     t: &T,
@@ -330,22 +354,26 @@ pub async fn rotate_host(
     };
     base["verify"] = json!({"ok": true, "user": user});
     let vt = SshTarget::new(session, &vspec.r#become).map_err(TargetError::from)?;
+    // Same host, same passwd: step 1 already looked the user up (answered from its cache).
+    if let Ok(Some(info)) = t.lookup_user(&user).await {
+        vt.remember_user(info);
+    }
 
-    // Step 3: the exclusive set, over the connection that proved the new key.
+    // Step 3: the exclusive set, over the connection that proved the new key — read, plan and
+    // write as one edit (under the key directory's writer lock).
     let step3 = async {
-        let plan = plan_on(&vt, &user, path, &wanted).await?;
-        let mut params = edit_params(&user, plan.set.clone(), &r.file);
-        params.exclusive = true;
-        let res = apply(
-            &vt,
-            &params,
-            RunMode {
-                check: false,
-                diff: true,
-            },
-        )
-        .await?;
-        Ok::<_, OpError>((plan, res))
+        let lock_dir = |u: Option<&UserInfo>| edit_lock_dir(path, u);
+        let began = vt
+            .begin_edit(&EditHint {
+                user: &user,
+                lock_dir: &lock_dir,
+            })
+            .await?;
+        let planned = plan_and_apply(&vt, &user, path, &wanted, &r.file).await;
+        if began {
+            vt.end_edit().await;
+        }
+        planned
     }
     .await;
     vt.close().await;
