@@ -661,7 +661,10 @@ async fn apply_file<T: Target>(
                     backup: opts.backup,
                 };
                 let out = match (&f.content, rx) {
-                    (Some(c), _) => t.write_atomic(&ws, Body::Bytes(c.clone())).await?,
+                    (Some(c), _) => {
+                        t.write_atomic(&ws, Body::Digested(c.clone(), f.sha256))
+                            .await?
+                    }
                     (None, Some(rx)) => {
                         let (tx2, rx2) = mpsc::channel(RELAY_DEPTH);
                         let (written, ()) = tokio::join!(

@@ -433,10 +433,16 @@ impl Target for LocalTarget {
         let tmp = guard.path.clone();
         let mut hasher = Sha256::new();
         let mut size = 0u64;
+        let mut known = None;
         match body {
             Body::Bytes(b) => {
                 file.write_all(&b).map_err(|e| io_err(&tmp, "write", e))?;
                 hasher.update(&b);
+                size = b.len() as u64;
+            }
+            Body::Digested(b, digest) => {
+                file.write_all(&b).map_err(|e| io_err(&tmp, "write", e))?;
+                known = Some(digest);
                 size = b.len() as u64;
             }
             Body::Stream(mut rx) => {
@@ -453,7 +459,8 @@ impl Target for LocalTarget {
                 }
             }
         }
-        Self::write_atomic_finish(spec, guard, file, hasher.finalize().into(), size)
+        let sha256 = known.unwrap_or_else(|| hasher.finalize().into());
+        Self::write_atomic_finish(spec, guard, file, sha256, size)
     }
 
     async fn mkdir(

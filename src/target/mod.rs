@@ -91,6 +91,9 @@ pub struct WriteSpec {
 /// Content for [`Target::write_atomic`]: in memory, or a bounded stream of chunks (replicate).
 pub enum Body {
     Bytes(Bytes),
+    /// In memory, with the sha256 the caller computed from these very bytes (shared content
+    /// written to many hosts is then not hashed again per host).
+    Digested(Bytes, [u8; 32]),
     /// Chunks in order; an `Err` aborts the write (temp file removed, destination untouched).
     Stream(mpsc::Receiver<Result<Bytes, String>>),
 }

@@ -12,6 +12,15 @@
 //! the move, optional backup (a hard link of the old file named like Ansible's backups), and
 //! `posix-rename@openssh.com` over the destination. Any failure — or the future being dropped
 //! (Ctrl-C, host timeout) — removes the temp file (see [`wait_for_cleanups`]).
+//!
+//! Commit by precondition: [`Expect::Any`] renames; [`Expect::Absent`] links (`link(2)` never
+//! replaces a name, so creating needs no lock); [`Expect::Sha256`] checks and renames under
+//! the destination directory's writer lock — inside an edit session that already holds it
+//! (see [`Target::begin_edit`] and [`EDIT_SCRIPT`]), else with one `flock` command.
+//!
+//! Work per host is kept to what the host must do (the benchmark's sshd-side CPU): an edit is
+//! ONE channel (passwd lookup, lock and `sftp-server` together), a plain file session is the
+//! `sftp` subsystem, and user lookups are cached per connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -162,16 +171,8 @@ impl SshTarget {
         let host = &self.session.addr;
         let known = self.cached_user(hint.user);
         let channel = self.session.channel().await.map_err(TargetError::from)?;
-        let mut argv: Vec<String> = self.become_prefix.clone().unwrap_or_default();
-        argv.extend(["sh", "-c", EDIT_SCRIPT, "sh"].map(String::from));
-        if known.is_none() {
-            argv.push(hint.user.to_string());
-        }
-        let line = argv
-            .iter()
-            .map(|w| shell_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let user_arg = known.is_none().then_some(hint.user);
+        let line = edit_command(self.become_prefix.as_deref(), user_arg);
         channel
             .exec(true, line)
             .await
@@ -313,7 +314,7 @@ impl SshTarget {
     }
 }
 
-/// The edit session's server side (`sh -c EDIT_SCRIPT sh [USER]`), one exec channel:
+/// The edit session's server side (see [`edit_command`]; `$1` is the user), one exec channel:
 /// 1. with a USER argument, its passwd entry and `sshfleet-rc RC` (getent's exit status);
 /// 2. `sshfleet-dir?`, then one line from the client: the directory to lock (may be empty);
 /// 3. `sshfleet-lock` and `sftp-server` under `flock -w 30 DIR` (the lock every sshfleet
@@ -329,6 +330,34 @@ for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libe
   echo sshfleet-nolock; exec "$p"
 done
 echo sshfleet-nosftp; exit 127"#;
+
+/// The command line of the edit session. Without become the login shell runs the script
+/// itself (one exec fewer; a login shell that is not POSIX fails the prelude and the caller
+/// falls back to the plain session); sudo needs a program, so with become it is `sh -c`.
+fn edit_command(become_prefix: Option<&[String]>, user: Option<&str>) -> String {
+    let quote_all = |words: &[&str]| {
+        words
+            .iter()
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match become_prefix {
+        None => {
+            let set = match user {
+                Some(u) => format!("set -- {}", shell_quote(u)),
+                None => "set --".to_string(),
+            };
+            format!("{set}\n{EDIT_SCRIPT}")
+        }
+        Some(prefix) => {
+            let mut words: Vec<&str> = prefix.iter().map(String::as_str).collect();
+            words.extend(["sh", "-c", EDIT_SCRIPT, "sh"]);
+            words.extend(user);
+            quote_all(&words)
+        }
+    }
+}
 
 /// One `\n`-terminated line (without it) from a channel stream, read byte by byte so
 /// nothing after it is consumed. At most 4 KiB.
@@ -515,12 +544,15 @@ struct Writer {
     path: String,
     offset: u64,
     inflight: VecDeque<JoinHandle<Result<(), SftpError>>>,
-    hasher: Sha256,
+    /// `None` when the digest is known up front ([`Body::Digested`]).
+    hasher: Option<Sha256>,
 }
 
 impl Writer {
     async fn push(&mut self, mut data: Bytes) -> TResult<()> {
-        self.hasher.update(&data);
+        if let Some(h) = &mut self.hasher {
+            h.update(&data);
+        }
         while !data.is_empty() {
             let chunk = data.split_to(data.len().min(CHUNK));
             if self.inflight.len() >= IN_FLIGHT {
@@ -554,12 +586,13 @@ impl Writer {
         Ok(())
     }
 
-    async fn finish(mut self) -> TResult<([u8; 32], u64)> {
+    /// Wait for every write; the sha256 (when hashed) and the size written.
+    async fn finish(mut self) -> TResult<(Option<[u8; 32]>, u64)> {
         while !self.inflight.is_empty() {
             self.wait_one().await?;
         }
-        let hasher = std::mem::take(&mut self.hasher);
-        Ok((hasher.finalize().into(), self.offset))
+        let digest = self.hasher.take().map(|h| h.finalize().into());
+        Ok((digest, self.offset))
     }
 }
 
@@ -1004,10 +1037,17 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
             path: tmp.to_string(),
             offset: 0,
             inflight: VecDeque::new(),
-            hasher: Sha256::new(),
+            hasher: None,
         };
+        let known = match &body {
+            Body::Digested(_, d) => Some(*d),
+            _ => None,
+        };
+        if known.is_none() {
+            w.hasher = Some(Sha256::new());
+        }
         match body {
-            Body::Bytes(b) => w.push(b).await?,
+            Body::Bytes(b) | Body::Digested(b, _) => w.push(b).await?,
             Body::Stream(mut rx) => {
                 while let Some(chunk) = rx.recv().await {
                     match chunk {
@@ -1023,7 +1063,10 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
                 }
             }
         }
-        let (sha256, size) = w.finish().await?;
+        let (hashed, size) = w.finish().await?;
+        let sha256 = known
+            .or(hashed)
+            .expect("hashed unless the digest was known");
         if sftp.fsync {
             let p = sftp
                 .raw
@@ -1413,6 +1456,18 @@ mod tests {
             ..Default::default()
         };
         assert!(become_prefix(&b).is_err());
+    }
+
+    #[test]
+    fn edit_command_quotes_the_user_and_uses_sh_only_with_become() {
+        let plain = edit_command(None, Some("it's"));
+        assert!(plain.starts_with("set -- 'it'\\''s'\n"), "{plain}");
+        assert!(plain.ends_with(EDIT_SCRIPT));
+        assert!(edit_command(None, None).starts_with("set --\n"));
+        let prefix: Vec<String> = ["sudo", "-n", "-u", "root", "--"].map(String::from).into();
+        let b = edit_command(Some(&prefix), Some("deploy"));
+        assert!(b.starts_with("sudo -n -u root -- sh -c '"), "{b}");
+        assert!(b.ends_with("' sh deploy"), "{b}");
     }
 
     #[test]
