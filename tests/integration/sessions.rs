@@ -15,19 +15,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::reliability::util::{blob, keygen, pub_line};
 use crate::support::Sshfleet;
 use crate::support::fleet::Fleet;
-
-fn keygen(dir: &Path, name: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .output()
-        .expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen: {out:?}");
-    path
-}
 
 /// The sshd log lines of host `i` written after `from` bytes.
 fn log_since(fleet: &Fleet, i: usize, from: usize) -> String {
@@ -66,9 +56,9 @@ fn sessions_rotation_opens_one_session_per_login_and_waits_for_the_writer_lock()
         .start()
         .expect("start fleet");
     let dir = tempfile::tempdir().unwrap();
-    let new = keygen(dir.path(), "new");
-    let new_pub = std::fs::read_to_string(dir.path().join("new.pub")).unwrap();
-    let new_blob = new_pub.split_whitespace().nth(1).unwrap().to_string();
+    let new = keygen(dir.path(), "new", "new@rotation");
+    let new_pub = pub_line(&new);
+    let new_blob = blob(&new_pub);
     let ak: Vec<_> = (0..2)
         .map(|i| fleet.authorized_keys_path(i, "deploy"))
         .collect();
@@ -112,7 +102,7 @@ fn sessions_rotation_opens_one_session_per_login_and_waits_for_the_writer_lock()
         .stdout_contains("changed: [host02]");
     for (i, (ak, &from)) in ak.iter().zip(&logs).enumerate() {
         let text = std::fs::read_to_string(ak).unwrap();
-        assert_eq!(text.trim_end(), new_pub.trim_end(), "host {i}");
+        assert_eq!(text.trim_end(), new_pub, "host {i}");
         let log = log_since(&fleet, i, from);
         assert_eq!(count(&log, "Accepted publickey for deploy"), 2, "{log}");
         assert_eq!(
