@@ -3,7 +3,7 @@
 //! strings out; no I/O (the operation that reads and writes the file on a host is
 //! [`crate::ops::authorized_key`]).
 //!
-//! - [`file`]: a file as lines (keys, comments, blank lines, invalid lines kept verbatim);
+//! - [`file`](mod@file): a file as lines (keys, comments, blank lines, invalid lines kept verbatim);
 //!   unedited input renders byte-identical.
 //! - [`pubkey`]: one key `[options] type blob [comment]`, blob validation (it must decode and
 //!   carry the type it claims), fingerprints as `ssh-keygen -lf` prints them, private-key

@@ -110,8 +110,11 @@ fn ipv4_component(c: &str) -> bool {
 }
 
 fn is_ipv4(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 4 && parts.iter().all(|p| ipv4_component(p))
+    let mut parts = 0;
+    s.split('.').all(|p| {
+        parts += 1;
+        parts <= 4 && ipv4_component(p)
+    }) && parts == 4
 }
 
 fn ipv6_component(c: &str) -> bool {
@@ -141,6 +144,10 @@ fn ipv6_components(s: &str) -> Option<String> {
 }
 
 fn is_ipv6(s: &str) -> bool {
+    // Every IPv6 shape has a ':' (most names have none: skip the work).
+    if !s.contains(':') {
+        return false;
+    }
     let Some(t) = ipv6_components(s) else {
         return false;
     };
@@ -414,6 +421,9 @@ mod tests {
         assert!(!is_ipv6("1:2:3:4:5:6:7::"));
         assert!(is_ipv4("192.168.001.255"));
         assert!(!is_ipv4("192.168.1.256"));
+        assert!(!is_ipv4("1.2.3"));
+        assert!(!is_ipv4("1.2.3.4.5"));
+        assert!(!is_ipv6("web01.example.net"));
     }
 
     #[test]

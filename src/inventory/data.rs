@@ -49,6 +49,13 @@ pub struct Data {
     pub warnings: Vec<String>,
 }
 
+/// A group or a host, by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Group(usize),
+    Host(usize),
+}
+
 pub const ALL: usize = 0;
 pub const UNGROUPED: usize = 1;
 pub const LOCALHOST_NAMES: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
@@ -230,25 +237,66 @@ impl Data {
         seen
     }
 
-    /// `set_variable` on a group or host (groups win when both have the name, as in Ansible).
+    /// What `set_variable(name, ...)` sets variables on: the group of that name if there is
+    /// one (groups win when both have the name, as in Ansible), else the host.
+    pub fn entity(&self, name: &str) -> Option<Entity> {
+        self.group(name)
+            .map(Entity::Group)
+            .or_else(|| self.host(name).map(Entity::Host))
+    }
+
+    /// `set_variable` on a group or host by name.
     pub fn set_variable(&mut self, entity: &str, key: &str, value: Value) -> Result<(), String> {
-        if let Some(g) = self.group(entity) {
-            if key == "ansible_group_priority" {
+        let e = self
+            .entity(entity)
+            .ok_or_else(|| format!("Could not identify group or host named {entity}"))?;
+        self.set_entity_variable(e, key, value)
+    }
+
+    /// [`Data::set_entity_variable`] for each pair, in order.
+    pub fn set_entity_variables(
+        &mut self,
+        e: Entity,
+        vars: &[(String, Value)],
+    ) -> Result<(), String> {
+        let target = match e {
+            Entity::Group(g) => &mut self.groups[g].vars,
+            Entity::Host(h) => &mut self.hosts[h].vars,
+        };
+        if target.is_empty() {
+            // Room for all of them at once (`Map` has no `reserve`).
+            *target = Vars::with_capacity(vars.len());
+        }
+        for (k, v) in vars {
+            self.set_entity_variable(e, k, v.clone())?;
+        }
+        Ok(())
+    }
+
+    /// `set_variable` on an entity already looked up with [`Data::entity`].
+    pub fn set_entity_variable(
+        &mut self,
+        e: Entity,
+        key: &str,
+        value: Value,
+    ) -> Result<(), String> {
+        match e {
+            Entity::Group(g) if key == "ansible_group_priority" => {
                 self.groups[g].priority = python_int(&value).ok_or_else(|| {
                     format!(
-                        "invalid ansible_group_priority {value} for group {entity}: not an integer"
+                        "invalid ansible_group_priority {value} for group {}: not an integer",
+                        self.groups[g].name
                     )
                 })?;
-            } else {
+            }
+            Entity::Group(g) => {
                 self.groups[g].vars.insert(key.to_string(), value);
             }
-            Ok(())
-        } else if let Some(h) = self.host(entity) {
-            self.hosts[h].vars.insert(key.to_string(), value);
-            Ok(())
-        } else {
-            Err(format!("Could not identify group or host named {entity}"))
+            Entity::Host(h) => {
+                self.hosts[h].vars.insert(key.to_string(), value);
+            }
         }
+        Ok(())
     }
 
     /// `InventoryData.reconcile_inventory`, plus depth and host-group closure computation.

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::InventoryError;
 use super::address::expand_hostpattern;
-use super::data::Data;
+use super::data::{Data, Entity};
 use super::pyliteral::ini_value;
 use super::shlex;
 
@@ -51,10 +51,10 @@ fn splitlines(s: &str) -> Vec<&str> {
     out
 }
 
-/// Decode like the plugin: UTF-8, but comment lines may hold anything.
-fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<String>, InventoryError> {
+/// Decode like the plugin: UTF-8, but comment lines may hold anything (they become empty).
+fn decode<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>, InventoryError> {
     if let Ok(s) = std::str::from_utf8(bytes) {
-        return Ok(splitlines(s).into_iter().map(str::to_string).collect());
+        return Ok(splitlines(s));
     }
     let mut out = Vec::new();
     // bytes.splitlines(): \n, \r, \r\n
@@ -76,11 +76,11 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<String>, InventoryError> {
     }
     for (n, line) in lines.into_iter().enumerate() {
         if matches!(line.first(), Some(b'#' | b';')) {
-            out.push(String::new());
+            out.push("");
             continue;
         }
         match std::str::from_utf8(line) {
-            Ok(s) => out.push(s.to_string()),
+            Ok(s) => out.push(s),
             Err(e) => {
                 return Err(InventoryError::Parse {
                     path: path.to_path_buf(),
@@ -275,12 +275,13 @@ pub fn parse(data: &mut Data, path: &Path, bytes: &[u8]) -> Result<(), Inventory
                     vars.push((k.to_string(), ini_value(v)));
                 }
                 for h in &hostnames {
-                    data.add_host(h, Some(&groupname), port)
+                    let idx = data
+                        .add_host(h, Some(&groupname), port)
                         .map_err(|e| perr(lineno, e))?;
-                    for (k, v) in &vars {
-                        data.set_variable(h, k, v.clone())
-                            .map_err(|e| perr(lineno, e))?;
-                    }
+                    // Looked up once per host, not per variable.
+                    let target = data.group(h).map_or(Entity::Host(idx), Entity::Group);
+                    data.set_entity_variables(target, &vars)
+                        .map_err(|e| perr(lineno, e))?;
                 }
             }
             "vars" => {

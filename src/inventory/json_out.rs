@@ -17,6 +17,14 @@ pub struct Sorted<'a>(pub &'a Value);
 impl Serialize for Sorted<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
+            // Most maps were written in order already: no need to collect and sort keys.
+            Value::Object(m) if m.keys().is_sorted() => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (k, v) in m {
+                    map.serialize_entry(k, &Sorted(v))?;
+                }
+                map.end()
+            }
             Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
@@ -76,6 +84,11 @@ mod tests {
         assert_eq!(
             s,
             "{\n    \"_m\": \"é\",\n    \"a\": {},\n    \"b\": [\n        1,\n        {\n            \"a\": [],\n            \"z\": 1\n        }\n    ]\n}"
+        );
+        let s = render(&json!({"a": {"q": {"y": 1, "x": 2}}, "b": 1}));
+        assert_eq!(
+            s,
+            "{\n    \"a\": {\n        \"q\": {\n            \"x\": 2,\n            \"y\": 1\n        }\n    },\n    \"b\": 1\n}"
         );
     }
 }

@@ -4,8 +4,8 @@
 //! host patterns (`--limit`). Produces hosts with merged variables and a typed connection
 //! spec per host for the SSH layer.
 //!
-//! Layout: [`data`] is the host/group graph, [`ini`] and [`yaml_inv`] fill it (YAML read by
-//! [`yaml`], INI values typed by [`pyliteral`]), [`vars`] reads `group_vars/`/`host_vars/`,
+//! Layout: `data` is the host/group graph, `ini` and `yaml_inv` fill it (YAML read by
+//! `yaml`, INI values typed by `pyliteral`), `vars` reads `group_vars/`/`host_vars/`,
 //! [`pattern`] selects hosts, [`conn`] turns merged variables into a [`ConnSpec`].
 //!
 //! Deliberate differences from `ansible-inventory` (all on bad input, all safer):
@@ -378,7 +378,7 @@ fn parse_file(
 
 impl Inventory {
     /// Load from -i sources (files, dirs, or "a,b," host lists); empty = Ansible's default
-    /// (ANSIBLE_INVENTORY, then ansible.cfg [defaults] inventory in cwd, then /etc/ansible/hosts).
+    /// (ANSIBLE_INVENTORY, then ansible.cfg `[defaults]` inventory in cwd, then /etc/ansible/hosts).
     pub fn load(sources: &[String]) -> Result<Inventory, InventoryError> {
         let explicit = !sources.is_empty();
         let sources: Vec<String> = if explicit {
@@ -521,42 +521,59 @@ impl Inventory {
                 .then_some(self.data.localhost)
                 .flatten()
         });
-        // Layers in Ansible's precedence order: later layers win.
-        let mut layers: Vec<&Vars> = vec![&self.data.groups[ALL].vars];
         match found {
-            None => {
-                if !LOCALHOST_NAMES.contains(&host) {
-                    return None;
-                }
-                // The implicit localhost: all's variables plus its connection.
-                layers.extend(self.source_vars.iter().filter_map(|sv| sv.groups.get(&ALL)));
-                layers.push(IMPLICIT.get_or_init(|| {
-                    Vars::from_iter([(
-                        "ansible_connection".to_string(),
-                        Value::String("local".into()),
-                    )])
-                }));
-            }
             Some(h) => {
-                let groups = self.data.sorted_groups(&self.data.hosts[h].groups);
-                layers.extend(groups.iter().map(|g| &self.data.groups[*g].vars));
-                layers.extend(self.source_vars.iter().filter_map(|sv| sv.groups.get(&ALL)));
-                for sv in &self.source_vars {
-                    layers.extend(groups.iter().filter_map(|g| sv.groups.get(g)));
-                }
-                layers.push(&self.data.hosts[h].vars);
-                layers.extend(self.source_vars.iter().filter_map(|sv| sv.hosts.get(&h)));
+                let mut merged = self.group_level_vars(&self.data.hosts[h].groups);
+                self.merge_host_level_vars(h, &mut merged);
+                Some(merged)
+            }
+            // The implicit localhost: all's variables plus its connection.
+            None if LOCALHOST_NAMES.contains(&host) => {
+                let mut merged = self.group_level_vars(&[]);
+                merge_layer(
+                    &mut merged,
+                    IMPLICIT.get_or_init(|| {
+                        Vars::from_iter([(
+                            "ansible_connection".to_string(),
+                            Value::String("local".into()),
+                        )])
+                    }),
+                );
+                Some(merged)
+            }
+            None => None,
+        }
+    }
+
+    /// The variables a host gets from its groups (`groups`: all of them, ancestors included),
+    /// merged in Ansible's precedence order: inventory `all`, inventory groups by (depth,
+    /// priority, name), then per source `group_vars/all` and `group_vars/<group>`.
+    fn group_level_vars(&self, groups: &[usize]) -> BTreeMap<&str, &Value> {
+        let groups = self.data.sorted_groups(groups);
+        let mut merged = BTreeMap::new();
+        merge_layer(&mut merged, &self.data.groups[ALL].vars);
+        for g in &groups {
+            merge_layer(&mut merged, &self.data.groups[*g].vars);
+        }
+        for sv in &self.source_vars {
+            if let Some(v) = sv.groups.get(&ALL) {
+                merge_layer(&mut merged, v);
             }
         }
-        let mut merged: BTreeMap<&str, &Value> = BTreeMap::new();
-        for layer in layers {
-            for (k, v) in layer {
-                if !is_internal_var(k) {
-                    merged.insert(k.as_str(), v);
-                }
+        for sv in &self.source_vars {
+            for v in groups.iter().filter_map(|g| sv.groups.get(g)) {
+                merge_layer(&mut merged, v);
             }
         }
-        Some(merged)
+        merged
+    }
+
+    /// Layer host `h`'s own variables (inventory, then `host_vars/`) over `merged`.
+    fn merge_host_level_vars<'a>(&'a self, h: usize, merged: &mut BTreeMap<&'a str, &'a Value>) {
+        merge_layer(merged, &self.data.hosts[h].vars);
+        for v in self.source_vars.iter().filter_map(|sv| sv.hosts.get(&h)) {
+            merge_layer(merged, v);
+        }
     }
 
     /// Connection spec for one host, from its merged vars.
@@ -600,9 +617,9 @@ impl Inventory {
         let mut top: BTreeMap<&str, TopEntry> = BTreeMap::new();
         let mut seen = HashSet::new();
         self.format_group(ALL, &available, &mut seen, &mut top);
-        let mut by_name: Vec<&str> = hosts
+        let mut by_name: Vec<(&str, usize)> = hosts
             .iter()
-            .map(|h| self.data.hosts[*h].name.as_str())
+            .map(|h| (self.data.hosts[*h].name.as_str(), *h))
             .collect();
         by_name.sort_unstable();
         top.insert(
@@ -666,6 +683,15 @@ impl Inventory {
     }
 }
 
+/// Insert one precedence layer (later layers win), leaving out internal variables.
+fn merge_layer<'a>(merged: &mut BTreeMap<&'a str, &'a Value>, layer: &'a Vars) {
+    for (k, v) in layer {
+        if !is_internal_var(k) {
+            merged.insert(k.as_str(), v);
+        }
+    }
+}
+
 /// `{"__ansible_unsafe": s}` → `s`, recursively.
 fn untag_unsafe(v: Value) -> Value {
     match v {
@@ -714,20 +740,28 @@ impl serde::Serialize for TopEntry<'_> {
 }
 
 /// `_meta.hostvars`: merged per host while writing (hosts without variables are left out).
+/// Hosts in the same groups share their group-level variables, merged once per group set.
 struct HostVarsOut<'a> {
     inv: &'a Inventory,
-    hosts: Vec<&'a str>,
+    /// (name, index), sorted by name.
+    hosts: Vec<(&'a str, usize)>,
 }
 
 impl serde::Serialize for HostVarsOut<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
+        let inv = self.inv;
+        let mut by_groups: HashMap<&[usize], BTreeMap<&str, &Value>> = HashMap::new();
         let mut map = s.serialize_map(None)?;
-        for h in &self.hosts {
-            if let Some(vars) = self.inv.merged_vars(h)
-                && !vars.is_empty()
-            {
-                map.serialize_entry(h, &json_out::VarsRef(&vars))?;
+        for &(name, h) in &self.hosts {
+            let groups = inv.data.hosts[h].groups.as_slice();
+            let mut vars = by_groups
+                .entry(groups)
+                .or_insert_with(|| inv.group_level_vars(groups))
+                .clone();
+            inv.merge_host_level_vars(h, &mut vars);
+            if !vars.is_empty() {
+                map.serialize_entry(name, &json_out::VarsRef(&vars))?;
             }
         }
         map.end()
@@ -735,12 +769,29 @@ impl serde::Serialize for HostVarsOut<'_> {
 }
 
 /// Names present in a directory (one listing instead of a stat per candidate).
-fn dir_listing(dir: &Path) -> Option<std::collections::HashSet<String>> {
-    let rd = std::fs::read_dir(dir).ok()?;
-    Some(
-        rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect(),
-    )
+fn dir_listing(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// The entities (by index, ascending) that have a vars file or directory in `listing`:
+/// `NAME`, `NAME.yml`, `NAME.yaml` or `NAME.json`, where `lookup` finds NAME's index.
+fn entities_with_files(listing: &[String], lookup: impl Fn(&str) -> Option<usize>) -> Vec<usize> {
+    let mut found: Vec<usize> = listing
+        .iter()
+        .flat_map(|f| {
+            let stem = vars::EXTENSIONS.iter().find_map(|ext| f.strip_suffix(ext));
+            [Some(f.as_str()), stem]
+        })
+        .flatten()
+        .filter_map(lookup)
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
 }
 
 fn load_source_vars(
@@ -748,52 +799,99 @@ fn load_source_vars(
     dir: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<SourceVars, InventoryError> {
-    let mut sv = SourceVars::default();
-    for (sub, is_group) in [("group_vars", true), ("host_vars", false)] {
-        let d = dir.join(sub);
-        let Ok(meta) = std::fs::metadata(&d) else {
-            continue;
-        };
-        if !meta.is_dir() {
-            warnings.push(format!(
-                "Found {sub} that is not a directory, skipping: {}",
-                d.display()
-            ));
-            continue;
-        }
-        let listing = dir_listing(&d).unwrap_or_default();
-        let names: Vec<(usize, &str)> = if is_group {
-            data.groups
-                .iter()
-                .enumerate()
-                .map(|(i, g)| (i, g.name.as_str()))
-                .collect()
-        } else {
-            data.hosts
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (i, h.name.as_str()))
-                .collect()
-        };
-        for (idx, name) in names {
-            let candidates = [
-                name.to_string(),
-                format!("{name}.yml"),
-                format!("{name}.yaml"),
-                format!("{name}.json"),
-            ];
-            if !candidates.iter().any(|c| listing.contains(c)) {
-                continue;
-            }
-            let v = vars::load_entity_vars(&d, name, warnings)?;
-            if !v.is_empty() {
-                if is_group {
-                    sv.groups.insert(idx, v);
-                } else {
-                    sv.hosts.insert(idx, v);
-                }
-            }
+    Ok(SourceVars {
+        groups: load_vars_dir(
+            dir,
+            "group_vars",
+            |n| data.group(n),
+            |g| &data.groups[g].name,
+            warnings,
+        )?,
+        hosts: load_vars_dir(
+            dir,
+            "host_vars",
+            |n| data.host(n),
+            |h| &data.hosts[h].name,
+            warnings,
+        )?,
+    })
+}
+
+/// The non-empty variables of every entity with files in `dir/sub`, loaded in entity order.
+fn load_vars_dir<'a>(
+    dir: &Path,
+    sub: &str,
+    lookup: impl Fn(&str) -> Option<usize>,
+    name: impl Fn(usize) -> &'a str,
+    warnings: &mut Vec<String>,
+) -> Result<HashMap<usize, Vars>, InventoryError> {
+    let mut out = HashMap::new();
+    let d = dir.join(sub);
+    let Ok(meta) = std::fs::metadata(&d) else {
+        return Ok(out);
+    };
+    if !meta.is_dir() {
+        warnings.push(format!(
+            "Found {sub} that is not a directory, skipping: {}",
+            d.display()
+        ));
+        return Ok(out);
+    }
+    for idx in entities_with_files(&dir_listing(&d), lookup) {
+        let v = vars::load_entity_vars(&d, name(idx), warnings)?;
+        if !v.is_empty() {
+            out.insert(idx, v);
         }
     }
-    Ok(sv)
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn vars_files_are_found_by_exact_name_and_extension() {
+        let listing: Vec<String> = ["web.yml", "db", "app.json", "x.yaml", "web.yaml", "n.txt"]
+            .map(String::from)
+            .to_vec();
+        let names = ["db", "web", "app", "x.yaml", "n"];
+        let lookup = |n: &str| names.iter().position(|x| *x == n);
+        // "x.yaml" matches the entity named "x.yaml" itself; "n.txt" matches nothing.
+        assert_eq!(entities_with_files(&listing, lookup), [0, 1, 2, 3]);
+        assert!(entities_with_files(&[], lookup).is_empty());
+    }
+
+    #[test]
+    fn list_merges_group_vars_per_host_in_precedence_order() {
+        let t = tempfile::tempdir().unwrap();
+        let inv = t.path().join("hosts");
+        std::fs::write(
+            &inv,
+            "[web]\nw1 a=host\nw2\n[db]\nd1\n[web:vars]\na=web\nb=web\n[all:vars]\nb=all\nc=all\n",
+        )
+        .unwrap();
+        std::fs::create_dir(t.path().join("group_vars")).unwrap();
+        std::fs::write(t.path().join("group_vars/web.yml"), "c: gv_web\n").unwrap();
+        std::fs::create_dir(t.path().join("host_vars")).unwrap();
+        std::fs::write(t.path().join("host_vars/w2"), "a: hv\n").unwrap();
+        let inv = Inventory::load(&[inv.to_string_lossy().into_owned()]).unwrap();
+        let list = inv.list_json(None).unwrap();
+        assert_eq!(
+            list["_meta"]["hostvars"],
+            json!({
+                "w1": {"a": "host", "b": "web", "c": "gv_web"},
+                "w2": {"a": "hv", "b": "web", "c": "gv_web"},
+                "d1": {"b": "all", "c": "all"},
+            })
+        );
+        // `--host` merges the same way as `--list`.
+        for h in ["w1", "w2", "d1"] {
+            assert_eq!(
+                Value::Object(inv.host_vars(h).unwrap()),
+                list["_meta"]["hostvars"][h]
+            );
+        }
+    }
 }

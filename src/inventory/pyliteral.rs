@@ -13,6 +13,11 @@ use serde_json::{Map, Number, Value};
 /// Evaluate `src` like `ast.literal_eval`; `None` when Python would raise.
 pub fn literal_eval(src: &str) -> Option<Value> {
     let src = src.trim_start_matches([' ', '\t']);
+    match quick_eval(src) {
+        Quick::Literal(v) => return Some(v),
+        Quick::NotLiteral => return None,
+        Quick::Undecided => {}
+    }
     let toks = tokenize(src)?;
     let mut p = Parser { toks, pos: 0 };
     let lit = p.expr_list_top()?;
@@ -25,6 +30,38 @@ pub fn literal_eval(src: &str) -> Option<Value> {
 /// The value an INI `key=value` gets: the literal, else the string itself.
 pub fn ini_value(src: &str) -> Value {
     literal_eval(src).unwrap_or_else(|| Value::String(src.to_string()))
+}
+
+/// What [`quick_eval`] could tell without tokenizing.
+#[derive(Debug, PartialEq)]
+enum Quick {
+    Literal(Value),
+    NotLiteral,
+    Undecided,
+}
+
+/// The shapes most inventory values have, decided without the tokenizer: a plain decimal
+/// integer (no sign, no leading zero, fits an `i64`), or a bare ASCII word, which only for
+/// `True`/`False`/`None` is a literal (any other name or keyword raises in Python).
+fn quick_eval(src: &str) -> Quick {
+    let b = src.as_bytes();
+    match b.first() {
+        Some(b'1'..=b'9') if b.iter().all(u8::is_ascii_digit) => src
+            .parse::<i64>()
+            .map_or(Quick::Undecided, |n| Quick::Literal(n.into())),
+        Some(c)
+            if (c.is_ascii_alphabetic() || *c == b'_')
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
+        {
+            match src {
+                "True" => Quick::Literal(Value::Bool(true)),
+                "False" => Quick::Literal(Value::Bool(false)),
+                "None" => Quick::Literal(Value::Null),
+                _ => Quick::NotLiteral,
+            }
+        }
+        _ => Quick::Undecided,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -785,6 +822,61 @@ mod tests {
 
     fn ev(s: &str) -> Value {
         ini_value(s)
+    }
+
+    #[test]
+    fn quick_path_agrees_with_the_tokenizer() {
+        let full = |s: &str| {
+            let mut p = Parser {
+                toks: tokenize(s)?,
+                pos: 0,
+            };
+            let lit = p.expr_list_top()?;
+            (p.pos == p.toks.len()).then_some(())?;
+            lit.into_value()
+        };
+        for s in [
+            "1",
+            "42",
+            "9223372036854775807",
+            "True",
+            "False",
+            "None",
+            "r04",
+            "_x",
+            "if",
+            "lambda",
+            "web01",
+            "set",
+            "x_1",
+            "Truex",
+        ] {
+            assert_ne!(quick_eval(s), Quick::Undecided, "{s}");
+            assert_eq!(literal_eval(s), full(s), "{s}");
+        }
+        for s in [
+            "0",
+            "00",
+            "007",
+            "1_000",
+            "9223372036854775808",
+            "1.5",
+            "10.0.0.4",
+            "1e3",
+            "-1",
+            "'a'",
+            "r'a'",
+            "4 # c",
+            "4 ",
+            "",
+            "é",
+            "[1]",
+        ] {
+            assert_eq!(quick_eval(s), Quick::Undecided, "{s}");
+        }
+        assert_eq!(ev("9223372036854775808"), json!(9223372036854775808u64));
+        assert_eq!(ev("r04"), json!("r04"));
+        assert_eq!(ev("None"), json!(null));
     }
 
     #[test]

@@ -35,13 +35,22 @@ pub fn split(s: &str, comments: bool) -> Result<Vec<String>, ShlexError> {
         Word,
         Double,
     }
+    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let special = |c: char| matches!(c, '\'' | '"' | '\\') || (comments && c == '#');
+    if !s.contains(special) {
+        // Without quotes, escapes or comments every word is taken as written.
+        return Ok(s
+            .split(is_ws)
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect());
+    }
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
     let mut token = String::new();
     let mut quoted = false;
     let mut state = St::Space;
-    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
     let skip_line = |i: &mut usize| {
         while *i < chars.len() && chars[*i] != '\n' {
             *i += 1;
@@ -130,6 +139,7 @@ mod tests {
         assert_eq!(sp("'' b"), ["", "b"]);
         assert_eq!(sp("h # comment"), ["h"]);
         assert_eq!(sp("   "), Vec::<String>::new());
+        assert_eq!(sp(" h1\tx=1\r\n y=[1,2] "), ["h1", "x=1", "y=[1,2]"]);
         assert_eq!(split("a#b", false).unwrap(), ["a#b"]);
         assert_eq!(
             split("-o 'ProxyJump=a b'\n-oX=1", false).unwrap(),

@@ -14,7 +14,8 @@ use super::InventoryError;
 use super::data::Vars;
 use super::yaml::{self, Kind};
 
-const EXTENSIONS: [&str; 3] = [".yml", ".yaml", ".json"];
+/// Extensions a vars file may have (besides none).
+pub const EXTENSIONS: [&str; 3] = [".yml", ".yaml", ".json"];
 
 /// The files Ansible's `find_vars_files` returns for `name` under `dir`.
 pub fn find_vars_files(dir: &Path, name: &str) -> Vec<PathBuf> {

@@ -16,7 +16,7 @@
 //! Commit by precondition: [`Expect::Any`] renames; [`Expect::Absent`] links (`link(2)` never
 //! replaces a name, so creating needs no lock); [`Expect::Sha256`] checks and renames under
 //! the destination directory's writer lock — inside an edit session that already holds it
-//! (see [`Target::begin_edit`] and [`EDIT_SCRIPT`]), else with one `flock` command.
+//! (see [`Target::begin_edit`] and `EDIT_SCRIPT`), else with one `flock` command.
 //!
 //! Work per host is kept to what the host must do (the benchmark's sshd-side CPU): an edit is
 //! ONE channel (passwd lookup, lock and `sftp-server` together), a plain file session is the
