@@ -17,7 +17,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{repo_root, venv_bin};
+use crate::support::ansible::AnsibleEnv;
 
 const UPSTREAM: &str = "ansible.posix.authorized_key";
 const OURS: &str = "sshfleet_authorized_key";
@@ -72,84 +72,6 @@ struct Scenario {
     /// Symlinks created before the run: (link, target).
     links: &'static [(&'static str, &'static str)],
     steps: Vec<Step>,
-}
-
-/// One ansible-playbook environment: temp ANSIBLE_HOME, empty config, a library dir with the
-/// freshly built module and its sidecar docs.
-struct AnsibleEnv {
-    tmp: tempfile::TempDir,
-}
-
-impl AnsibleEnv {
-    fn new() -> AnsibleEnv {
-        let playbook = venv_bin().join("ansible-playbook");
-        assert!(
-            playbook.exists(),
-            "{} missing: run scripts/setup.sh (it creates the venv with ansible-core and ansible.posix)",
-            playbook.display()
-        );
-        let tmp = tempfile::tempdir().unwrap();
-        let lib = tmp.path().join("library");
-        std::fs::create_dir_all(&lib).unwrap();
-        std::fs::create_dir_all(tmp.path().join("home")).unwrap();
-        std::fs::write(tmp.path().join("ansible.cfg"), "[defaults]\n").unwrap();
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_sshfleet_authorized_key"));
-        std::fs::copy(&bin, lib.join(OURS)).unwrap();
-        std::fs::copy(
-            repo_root().join("modules/sshfleet_authorized_key.yml"),
-            lib.join("sshfleet_authorized_key.yml"),
-        )
-        .unwrap();
-        AnsibleEnv { tmp }
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(venv_bin().join(program));
-        let t = self.tmp.path();
-        c.current_dir(t)
-            .env("ANSIBLE_HOME", t.join("home"))
-            .env("ANSIBLE_CONFIG", t.join("ansible.cfg"))
-            .env("ANSIBLE_LIBRARY", t.join("library"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_LOCALHOST_WARNING", "false")
-            .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false")
-            .env("ANSIBLE_PYTHON_INTERPRETER", venv_bin().join("python3"))
-            .env_remove("ANSIBLE_STDOUT_CALLBACK");
-        c
-    }
-
-    /// Run `tasks` on localhost; the results of the tasks, in order (json callback).
-    fn play(&self, name: &str, tasks: Vec<Value>) -> Vec<Value> {
-        let pb = self.tmp.path().join(format!("{name}.json"));
-        let play = json!([{
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": false,
-            "tasks": tasks,
-        }]);
-        std::fs::write(&pb, serde_json::to_vec_pretty(&play).unwrap()).unwrap();
-        let out = self
-            .command("ansible-playbook")
-            .env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
-            .args(["-i", "localhost,"])
-            .arg(&pb)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "ansible-playbook output is not JSON ({e}); status {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        v["plays"][0]["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["hosts"]["localhost"].clone())
-            .collect()
-    }
 }
 
 fn me() -> String {

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::modules_files::{AnsibleEnv, json_output};
+use crate::support::ansible::{AnsibleEnv, json_output};
 use crate::support::fleet::{Fleet, ssh};
 use crate::support::repo_root;
 

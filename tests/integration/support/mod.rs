@@ -1,6 +1,7 @@
 //! Shared test harness for the integration tests.
 //!
 //! - [`fleet`]: the real OpenSSH test fleet (`sshfleet::testfleet`) and `ssh` helpers.
+//! - [`ansible`]: an isolated ansible-core with the module binaries installed.
 //! - [`Sshfleet`]: a fluent runner for the `sshfleet` binary with assertions on its output:
 //!
 //! ```ignore
@@ -16,6 +17,7 @@
 //! Helpers unused by some test modules are fine: this is a shared library of helpers.
 #![allow(dead_code)]
 
+pub mod ansible;
 pub mod fleet;
 
 use std::collections::BTreeMap;
