@@ -41,17 +41,8 @@ fn io_err(path: &str, op: &str, e: io::Error) -> TargetError {
 
 fn to_stat(m: &fs::Metadata) -> FileStat {
     let ft = m.file_type();
-    let kind = if ft.is_symlink() {
-        FileKind::Symlink
-    } else if ft.is_dir() {
-        FileKind::Dir
-    } else if ft.is_file() {
-        FileKind::File
-    } else {
-        FileKind::Other
-    };
     FileStat {
-        kind,
+        kind: FileKind::classify(ft.is_symlink(), ft.is_dir(), ft.is_file()),
         size: m.len(),
         mode: m.mode() & 0o7777,
         uid: m.uid(),

@@ -28,6 +28,21 @@ pub enum FileKind {
     Other,
 }
 
+impl FileKind {
+    /// The kind from a file type's three predicates (both targets map theirs through this).
+    pub fn classify(is_symlink: bool, is_dir: bool, is_file: bool) -> Self {
+        if is_symlink {
+            FileKind::Symlink
+        } else if is_dir {
+            FileKind::Dir
+        } else if is_file {
+            FileKind::File
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
 /// `stat`/`lstat` result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStat {

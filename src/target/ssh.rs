@@ -434,17 +434,8 @@ fn is_not_found(e: &SftpError) -> bool {
 
 fn to_stat(a: &FileAttributes) -> FileStat {
     let t = a.file_type();
-    let kind = if t.is_symlink() {
-        FileKind::Symlink
-    } else if t.is_dir() {
-        FileKind::Dir
-    } else if t.is_file() {
-        FileKind::File
-    } else {
-        FileKind::Other
-    };
     FileStat {
-        kind,
+        kind: FileKind::classify(t.is_symlink(), t.is_dir(), t.is_file()),
         size: a.size.unwrap_or(0),
         mode: a.permissions.unwrap_or(0) & 0o7777,
         uid: a.uid.unwrap_or(0),
