@@ -882,15 +882,8 @@ pub async fn join_all_bounded<F: std::future::Future>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::replicate::testutil::Rooted;
+    use crate::ops::replicate::testutil::{Rooted, rt};
     use std::os::unix::fs::PermissionsExt;
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
 
     #[test]
     fn content_copy_is_idempotent_and_fixes_mode_only() {

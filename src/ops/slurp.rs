@@ -205,14 +205,7 @@ pub async fn fetch<T: Target>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::replicate::testutil::Rooted;
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use crate::ops::replicate::testutil::{Rooted, rt};
 
     #[test]
     fn slurp_returns_ansible_fields() {

@@ -1,18 +1,11 @@
 //! replicate over several local "hosts" (directories standing in for `/`), real syscalls.
 
-use super::testutil::Rooted;
+use super::testutil::{Rooted, rt};
 use super::*;
 use crate::files::checksum::to_hex;
 use crate::files::mode::ModeSpec;
 use crate::files::plan::Action;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

@@ -15,6 +15,14 @@ use crate::target::{
     Body, CommandOutput, FileStat, TResult, Target, TargetError, UserInfo, WriteOutcome, WriteSpec,
 };
 
+/// A current-thread runtime for one test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A host whose `/` is `root` on this machine.
 pub struct Rooted {
     pub name: String,
