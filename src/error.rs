@@ -1,10 +1,16 @@
 //! The crate's top-level error type and the one place that maps outcomes to exit codes.
 //!
-//! Each subsystem has its own error enum carrying context (file and line for inventory,
-//! host for transport, path for file operations); they all convert into [`Error`]. The
-//! exit codes follow `ansible-playbook` so scripts written around Ansible keep working.
+//! Each domain module returns its own error enum carrying context (file and line for
+//! inventory, host for transport, path for file operations); this module wraps them in
+//! [`Error`] (every `From` impl lives here, so lower modules never import this one) and maps
+//! both a command-stopping [`Error`] and a finished run's [`Recap`] to an [`ExitCode`]. The exit
+//! codes follow `ansible-playbook` so scripts written around Ansible keep working.
+//!
+//! Only the controller's top layer (`commands`, `run`, `cli`, `main`) returns [`Error`].
 
 use std::fmt;
+
+use crate::events::{Recap, Status};
 
 /// Process exit codes, as `ansible-playbook` uses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +33,22 @@ impl ExitCode {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// Ansible's exit codes for a finished run: 4 if any host was unreachable, else 2 if any
+    /// failed, else 0; 99 when interrupted.
+    pub fn of_recap(recap: &Recap) -> ExitCode {
+        if recap.interrupted {
+            return ExitCode::Interrupted;
+        }
+        let any = |st: Status| recap.outcomes.iter().any(|o| o.status == st);
+        if any(Status::Unreachable) {
+            ExitCode::HostUnreachable
+        } else if any(Status::Failed) {
+            ExitCode::HostFailed
+        } else {
+            ExitCode::Ok
+        }
+    }
 }
 
 /// An error that stops a whole command (as opposed to a per-host failure, which is reported
@@ -37,18 +59,62 @@ pub enum Error {
     Inventory(#[from] crate::inventory::InventoryError),
     #[error(transparent)]
     Keys(#[from] crate::authorized_keys::KeyError),
+    /// The single-host `authorized_key` operation failed (e.g. a key source is unusable).
+    #[error(transparent)]
+    Op(#[from] crate::ops::authorized_key::OpError),
+    /// A replication source could not be read: nothing was written anywhere.
+    #[error(transparent)]
+    Replicate(#[from] crate::ops::replicate::ReplicateError),
+    /// Loading, generating or installing a controller key pair.
+    #[error(transparent)]
+    Keygen(#[from] crate::ssh::keygen::KeygenError),
+    /// A host that must be reached before the fleet run (the `--from` of `replicate`).
+    #[error("{what} {host}: {source}")]
+    Host {
+        what: &'static str,
+        host: String,
+        #[source]
+        source: crate::target::TargetError,
+    },
+    /// A key file given on the command line is unusable.
+    #[error("{}: {msg}", path.display())]
+    KeyFile {
+        path: std::path::PathBuf,
+        msg: String,
+    },
+    /// A `.pub` file next to a private key holds another key.
+    #[error(
+        "{} does not belong to the private key {} (fingerprints {} and {})",
+        public.display(), private.display(), fingerprints.0, fingerprints.1
+    )]
+    KeyMismatch {
+        public: std::path::PathBuf,
+        private: std::path::PathBuf,
+        fingerprints: (String, String),
+    },
+    /// Starting or driving the local test fleet.
+    #[cfg(feature = "testfleet")]
+    #[error(transparent)]
+    TestFleet(#[from] crate::testfleet::FleetError),
+    /// The selection left nothing to work on where Ansible treats that as an error.
+    #[error("{0}")]
+    NoHosts(String),
     #[error("{0}")]
     Usage(String),
-    #[error("{what} is not implemented yet")]
-    NotImplemented { what: &'static str },
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Other(String),
+}
+
+impl From<crate::fleet::resolve::ResolveError> for Error {
+    fn from(e: crate::fleet::resolve::ResolveError) -> Self {
+        match e {
+            crate::fleet::resolve::ResolveError::Inventory(e) => Error::Inventory(e),
+        }
+    }
 }
 
 impl Error {
@@ -69,3 +135,54 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::HostOutcome;
+    use serde_json::json;
+
+    fn recap(st: &[Status]) -> Recap {
+        Recap {
+            outcomes: st
+                .iter()
+                .enumerate()
+                .map(|(i, s)| HostOutcome {
+                    host: format!("host{i:02}"),
+                    status: *s,
+                    msg: None,
+                    result: json!({}),
+                    diff: None,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_ansible() {
+        use Status::*;
+        assert_eq!(ExitCode::of_recap(&recap(&[])), ExitCode::Ok);
+        assert_eq!(
+            ExitCode::of_recap(&recap(&[Ok, Changed, Skipped])),
+            ExitCode::Ok
+        );
+        assert_eq!(
+            ExitCode::of_recap(&recap(&[Ok, Failed])),
+            ExitCode::HostFailed
+        );
+        assert_eq!(
+            ExitCode::of_recap(&recap(&[Unreachable, Ok])),
+            ExitCode::HostUnreachable
+        );
+        // Unreachable wins over failed.
+        assert_eq!(
+            ExitCode::of_recap(&recap(&[Failed, Unreachable])),
+            ExitCode::HostUnreachable
+        );
+        let mut r = recap(&[Failed, Unreachable]);
+        r.interrupted = true;
+        assert_eq!(ExitCode::of_recap(&r), ExitCode::Interrupted);
+        assert_eq!(ExitCode::Interrupted.code(), 99);
+    }
+}

@@ -2,14 +2,17 @@
 //!
 //! One implementation of each operation ([`ops`]), written against the [`target::Target`]
 //! trait, and two drivers: the `sshfleet` CLI runs operations over SSH on many hosts in
-//! parallel ([`fleet`]), and the Ansible binary modules ([`module`]) run the same operations
-//! on the local host. Parsing and editing ([`inventory`], [`authorized_keys`], [`files`]) are
-//! pure functions with unit tests beside them.
+//! parallel, and the Ansible binary modules ([`module`]) run the same operations on the local
+//! host. See `ARCHITECTURE.md` for the layers; in short, bottom up:
+//!
+//! - single-host core (also in the module binaries): [`authorized_keys`] and [`files`] (pure
+//!   models), [`target`] (the host abstraction and the local host), [`ops`], [`module`];
+//! - controller (feature `controller`): `inventory`, `ssh` (transport and `SshTarget`),
+//!   `events`, `fleet` (runner), `report`, `error`, `commands` (drivers), `run`, `cli`;
+//! - `testfleet` (feature `testfleet`): a local fleet of real sshd hosts for tests and demos.
 
 pub mod authorized_keys;
-pub mod error;
 pub mod files;
-pub mod inventory;
 pub mod module;
 pub mod ops;
 pub mod target;
@@ -17,12 +20,20 @@ pub mod target;
 #[cfg(feature = "controller")]
 pub mod cli;
 #[cfg(feature = "controller")]
+pub mod commands;
+#[cfg(feature = "controller")]
+pub mod error;
+#[cfg(feature = "controller")]
+pub mod events;
+#[cfg(feature = "controller")]
 pub mod fleet;
+#[cfg(feature = "controller")]
+pub mod inventory;
 #[cfg(feature = "controller")]
 pub mod report;
 #[cfg(feature = "controller")]
 pub mod run;
 #[cfg(feature = "controller")]
 pub mod ssh;
-#[cfg(feature = "controller")]
+#[cfg(feature = "testfleet")]
 pub mod testfleet;

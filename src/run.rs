@@ -1,43 +1,12 @@
 //! The controller's entry point after argument parsing: [`Invocation`] in, exit code out.
 //!
-//! `main` parses flags with [`crate::cli`], hands the resulting domain configuration here,
-//! and maps the outcome to a process exit code via [`crate::error`]. Each command family's
-//! logic lives in its own module; this file only dispatches.
+//! `main` parses flags with the `cli` module, which builds the domain configuration once
+//! ([`Config`]: the global flags, already split per layer) and one [`Command`]; this file
+//! only dispatches to the driver in [`crate::commands`]. `main` maps an error to the process
+//! exit code with [`crate::error::Error::exit_code`].
 
-use std::path::PathBuf;
-use std::time::Duration;
-
+use crate::commands::Config;
 use crate::error::{ExitCode, Result};
-
-/// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputMode {
-    /// Ansible-like per-host lines and a PLAY RECAP (progress bar on a TTY).
-    Text,
-    /// One JSON document on stdout.
-    Json,
-}
-
-/// Options shared by every command (Ansible's global flags).
-#[derive(Debug, Clone)]
-pub struct GlobalConfig {
-    pub inventory: Vec<String>,
-    pub limit: Option<String>,
-    pub forks: usize,
-    pub remote_user: Option<String>,
-    pub private_key: Option<PathBuf>,
-    pub passphrase_env: Option<String>,
-    pub known_hosts: Option<PathBuf>,
-    pub host_key_checking: Option<String>,
-    pub connect_timeout: Duration,
-    pub host_timeout: Option<Duration>,
-    pub r#become: bool,
-    pub become_user: Option<String>,
-    pub check: bool,
-    pub diff: bool,
-    pub output: OutputMode,
-    pub verbose: u8,
-}
 
 /// One domain command, free of clap types.
 #[derive(Debug, Clone)]
@@ -53,32 +22,37 @@ pub enum Command {
     /// `run [PATTERN] -- ARGV`
     Run { pattern: String, argv: Vec<String> },
     /// `keys ...`
-    Keys(crate::ops::keys::KeysCommand),
+    Keys(crate::commands::keys::KeysCommand),
     /// `slurp`, `copy`, `replicate`
     Files(crate::ops::replicate::FilesCommand),
     /// `fleet up`: a local test/demo fleet (see [`crate::testfleet::up`])
+    #[cfg(feature = "testfleet")]
     FleetUp(crate::testfleet::up::UpConfig),
 }
 
 /// A fully parsed command line.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    pub global: GlobalConfig,
+    pub config: Config,
     pub command: Command,
 }
 
 /// Run one invocation to completion and return the exit code.
 pub fn execute(inv: Invocation) -> Result<ExitCode> {
+    use crate::commands::{adhoc, files, inventory, keys};
+    let g = &inv.config;
     match inv.command {
-        Command::FleetUp(cfg) => crate::testfleet::up::run_up(cfg),
-        Command::InventoryList => crate::inventory::commands::list(&inv.global),
-        Command::InventoryHost(h) => crate::inventory::commands::host(&inv.global, &h),
-        Command::Hosts(p) => crate::inventory::commands::hosts(&inv.global, &p),
-        Command::Ping { pattern } => crate::fleet::adhoc::ping(&inv.global, &pattern),
-        Command::Run { pattern, argv } => {
-            crate::fleet::adhoc::run_command(&inv.global, &pattern, &argv)
+        #[cfg(feature = "testfleet")]
+        Command::FleetUp(cfg) => {
+            crate::testfleet::up::run_up(cfg)?;
+            Ok(ExitCode::Ok)
         }
-        Command::Keys(cmd) => crate::ops::keys::execute(&inv.global, &cmd),
-        Command::Files(cmd) => crate::ops::replicate::driver::execute(&inv.global, &cmd),
+        Command::InventoryList => inventory::list(g),
+        Command::InventoryHost(h) => inventory::host(g, &h),
+        Command::Hosts(p) => inventory::hosts(g, &p),
+        Command::Ping { pattern } => adhoc::ping(g, &pattern),
+        Command::Run { pattern, argv } => adhoc::run_command(g, &pattern, &argv),
+        Command::Keys(cmd) => keys::execute(g, &cmd),
+        Command::Files(cmd) => files::execute(g, &cmd),
     }
 }

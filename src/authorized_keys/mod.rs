@@ -1,7 +1,7 @@
 //! The `authorized_keys` file model: parse every line, edit (present / absent / exclusive,
 //! `key_options`, `comment`), render; public key parsing and fingerprints. Pure: strings in,
 //! strings out; no I/O (the operation that reads and writes the file on a host is
-//! [`crate::ops::authorized_key`]).
+//! `ops::authorized_key`, one layer up).
 //!
 //! - [`file`](mod@file): a file as lines (keys, comments, blank lines, invalid lines kept verbatim);
 //!   unedited input renders byte-identical.
@@ -25,7 +25,7 @@
 //! 0700 owned by the user with `manage_dir`.
 //!
 //! # Deviations from ansible.posix.authorized_key
-//! Each is deliberate (mostly DESIGN §2's list of upstream defects) and named by the
+//! Each is deliberate (most fix a defect of the upstream module) and named by the
 //! differential test against the real module (`tests/integration/modules_authorized_key.rs`):
 //! 1. **No trailing space**: a key without comment is written `type blob`; upstream writes
 //!    `type blob ` (trailing space). Existing lines with such a space are left alone.

@@ -1,19 +1,19 @@
-//! Flags of `keys list|add|remove|set|rotate`, turned into [`crate::ops::keys::KeysCommand`].
+//! Flags of `keys list|add|remove|set|rotate`, turned into [`crate::commands::keys::KeysCommand`].
 //!
 //! In the `keys` subcommands `--user` names the owner of the `authorized_keys` file (as
 //! Ansible's `authorized_key user=`), so the global `-u/--user` (login user) is spelled
 //! `-u/--remote-user` here. Both flags share the global's id, so the login user still
-//! reaches [`crate::run::GlobalConfig::remote_user`].
+//! reaches `-u` ([`crate::fleet::resolve::ConnOverrides::remote_user`]).
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use crate::error::{Error, Result};
-use crate::ops::keys::{
+use crate::commands::keys::{
     EditAction, EditConfig, FileOptions, GenerateSpec, KeySource, KeyType, KeysCommand as Cmd,
     ListConfig, RotateConfig, Selection,
 };
+use crate::error::{Error, Result};
 use crate::run::Command;
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +183,7 @@ impl KeysCommand {
                         key_type: KeyType::from_name(&a.key_type, a.bits).map_err(Error::Usage)?,
                         comment: a
                             .comment
-                            .unwrap_or_else(|| crate::ops::keys::keygen::default_comment(now)),
+                            .unwrap_or_else(|| crate::ssh::keygen::default_comment(now)),
                     })
                 } else {
                     None
@@ -285,7 +285,7 @@ mod tests {
             "web",
         ])
         .unwrap();
-        assert_eq!(inv.global.remote_user, None);
+        assert_eq!(inv.config.conn.remote_user, None);
         assert_eq!(
             keys(inv),
             Cmd::Edit(EditConfig {
@@ -324,8 +324,8 @@ mod tests {
             "--keep-comments",
         ])
         .unwrap();
-        assert_eq!(inv.global.remote_user.as_deref(), Some("admin"));
-        assert!(inv.global.check);
+        assert_eq!(inv.config.conn.remote_user.as_deref(), Some("admin"));
+        assert!(inv.config.check);
         let Cmd::Edit(e) = keys(inv) else { panic!() };
         assert_eq!(e.user, "backup");
         assert_eq!(e.action, EditAction::Set);
@@ -339,7 +339,7 @@ mod tests {
         assert!(e.file.keep_comments);
         // The global -u still works before the subcommand.
         let inv = parse(&["-u", "root", "keys", "list"]).unwrap();
-        assert_eq!(inv.global.remote_user.as_deref(), Some("root"));
+        assert_eq!(inv.config.conn.remote_user.as_deref(), Some("root"));
         assert_eq!(
             keys(inv),
             Cmd::List(ListConfig {

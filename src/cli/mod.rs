@@ -1,20 +1,30 @@
 //! Command-line interface: clap definitions and their conversion into domain configuration.
 //!
 //! Nothing outside this module sees clap types. [`Cli::into_config`] turns the parsed flags
-//! into a [`crate::run::Invocation`]: the global [`crate::run::GlobalConfig`] plus one
-//! domain command. Each command family keeps its flags in its own file.
+//! into a [`crate::run::Invocation`]: the global flags become the domain
+//! [`crate::commands::Config`] here, once (`--forks 0` clamped, `--host-key-checking`
+//! parsed, durations built), plus one domain command. Each command family keeps its flags in
+//! its own file.
 
 pub mod adhoc;
 pub mod files;
+#[cfg(feature = "testfleet")]
 pub mod fleet;
 pub mod inventory;
 pub mod keys;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use crate::run::{GlobalConfig, Invocation, OutputMode};
+use crate::commands::Config;
+use crate::error::{Error, Result};
+use crate::fleet::RunOptions;
+use crate::fleet::resolve::ConnOverrides;
+use crate::inventory::conn::HostKeyPolicy;
+use crate::report::{OutputMode, ReportOptions};
+use crate::run::Invocation;
 
 /// Rotate SSH keys and replicate files across an Ansible inventory, in parallel, safely.
 #[derive(Debug, Parser)]
@@ -188,36 +198,65 @@ pub enum Command {
     /// Copy files from one host to every other selected host, byte for byte.
     Replicate(files::ReplicateArgs),
     /// Test/demo: run a local fleet of real sshd hosts on 127.0.0.1 (`fleet up`; root only).
+    #[cfg(feature = "testfleet")]
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
 }
 
+/// `--host-key-checking` values: yes/true/strict, accept-new, no/false/off.
+pub fn parse_policy(s: &str) -> Result<HostKeyPolicy> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "strict" | "1" | "on" => Ok(HostKeyPolicy::Strict),
+        "accept-new" | "accept_new" | "new" => Ok(HostKeyPolicy::AcceptNew),
+        "no" | "false" | "off" | "0" => Ok(HostKeyPolicy::Off),
+        other => Err(Error::Usage(format!(
+            "--host-key-checking: unknown mode {other:?} (use yes, accept-new or no)"
+        ))),
+    }
+}
+
 impl Cli {
-    /// Parse flags into the domain invocation.
-    pub fn into_config(self) -> crate::error::Result<Invocation> {
-        let global = GlobalConfig {
-            inventory: self.inventory,
-            limit: self.limit,
-            forks: self.forks.max(1),
-            remote_user: self.remote_user,
-            private_key: self.private_key,
-            passphrase_env: self.passphrase_env,
-            known_hosts: self.known_hosts,
-            host_key_checking: self.host_key_checking,
-            connect_timeout: std::time::Duration::from_secs(self.timeout.max(1)),
-            host_timeout: (self.host_timeout > 0)
-                .then(|| std::time::Duration::from_secs(self.host_timeout)),
-            r#become: self.r#become,
-            become_user: self.become_user,
+    /// The global flags as domain configuration (low-level flags to high-level config, once).
+    fn config(&self) -> Result<Config> {
+        let host_key_policy = self
+            .host_key_checking
+            .as_deref()
+            .map(parse_policy)
+            .transpose()?;
+        Ok(Config {
+            inventory: self.inventory.clone(),
+            limit: self.limit.clone(),
+            conn: ConnOverrides {
+                remote_user: self.remote_user.clone(),
+                private_key: self.private_key.clone(),
+                passphrase_env: self.passphrase_env.clone(),
+                known_hosts: self.known_hosts.clone(),
+                host_key_policy,
+                connect_timeout: Duration::from_secs(self.timeout.max(1)),
+                r#become: self.r#become,
+                become_user: self.become_user.clone(),
+            },
+            run: RunOptions::new(
+                self.forks,
+                (self.host_timeout > 0).then(|| Duration::from_secs(self.host_timeout)),
+            ),
+            report: ReportOptions {
+                output: if self.json {
+                    OutputMode::Json
+                } else {
+                    OutputMode::Text
+                },
+                verbose: self.verbose,
+                diff: self.diff,
+            },
             check: self.check,
             diff: self.diff,
-            output: if self.json {
-                OutputMode::Json
-            } else {
-                OutputMode::Text
-            },
-            verbose: self.verbose,
-        };
+        })
+    }
+
+    /// Parse flags into the domain invocation.
+    pub fn into_config(self) -> Result<Invocation> {
+        let config = self.config()?;
         let command = match self.command {
             Command::Inventory(a) => a.into_command()?,
             Command::Hosts(a) => a.into_command()?,
@@ -227,9 +266,10 @@ impl Cli {
             Command::Slurp(a) => a.into_command()?,
             Command::Copy(a) => a.into_command()?,
             Command::Replicate(a) => a.into_command()?,
+            #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
         };
-        Ok(Invocation { global, command })
+        Ok(Invocation { config, command })
     }
 }
 
@@ -237,6 +277,17 @@ impl Cli {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn policies() {
+        assert_eq!(parse_policy("yes").unwrap(), HostKeyPolicy::Strict);
+        assert_eq!(
+            parse_policy("accept-new").unwrap(),
+            HostKeyPolicy::AcceptNew
+        );
+        assert_eq!(parse_policy("False").unwrap(), HostKeyPolicy::Off);
+        assert!(parse_policy("maybe").is_err());
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

@@ -2,18 +2,20 @@
 //!
 //! # API for commands (rotate, replicate, copy, ping, run, ...)
 //!
-//! ```ignore
-//! use sshfleet::fleet::{self, HostOutcome, RunOptions};
-//! use sshfleet::report::Reporter;
+//! Commands normally go through `commands::run_on_hosts`, which does these steps; the pieces
+//! are public for drivers that need to act between them (rotation, replication):
 //!
-//! // 1. Resolve inventory + CLI overrides into connection specs (one per selected host).
-//! let specs = fleet::resolve::resolve_targets(&global, pattern)?;   // Vec<ConnSpec>
+//! ```ignore
+//! use sshfleet::fleet::{self, resolve::{ConnOverrides, resolve_targets}, RunOptions};
+//! use sshfleet::events::HostOutcome;
+//!
+//! // 1. Resolve inventory + selection + overrides into connection specs (one per host).
+//! let specs = resolve_targets(&inventory, &selection, &overrides)?;   // Vec<ConnSpec>
 //! // 2. One Connector per run (key cache, known_hosts cache, SSH settings).
-//! let connector = fleet::connector_for(&global);
-//! // 3. A reporter (progress bar on a TTY, Ansible-like lines, recap or --json).
-//! let mut reporter = Reporter::for_global(&global);
-//! // 4. Run the job on every host (inside a tokio runtime: `fleet::block_on(async { .. })`).
-//! let recap = fleet::run(specs, &connector, &RunOptions::from_global(&global), &mut reporter,
+//! let connector = fleet::connector_for(&overrides);
+//! // 3. Run the job on every host (inside a tokio runtime: `fleet::block_on(async { .. })`),
+//! //    reporting to any `EventSink` (the CLI passes its `report::Reporter`).
+//! let recap = fleet::run(specs, &connector, &RunOptions::default(), &mut sink,
 //!     |ctx| async move {
 //!         let t = ctx.target().await?;            // lazily connected SshTarget (reused)
 //!         let out = t.run(&["true".into()], None).await?;
@@ -21,7 +23,6 @@
 //!         let s = ctx.connector().connect_with_key(ctx.spec(), &new_key).await?;
 //!         Ok(HostOutcome::changed(ctx.host(), serde_json::json!({"rc": out.status})))
 //!     }).await;
-//! let code = reporter.finish(&recap);             // prints recap/JSON, returns ExitCode
 //! ```
 //!
 //! - The job returns `Result<HostOutcome, TargetError>`: `Err(TargetError::Unreachable)` is
@@ -34,120 +35,43 @@
 //!   removed before exit), the recap shows what finished and the exit code is 99.
 //! - [`block_on`] builds the multi-threaded runtime commands run in.
 
-pub mod adhoc;
 pub mod resolve;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
+pub use crate::events::{EventSink, HostOutcome, Recap, Status};
 use crate::inventory::conn::ConnSpec;
-use crate::report::Reporter;
-use crate::run::GlobalConfig;
+use crate::ssh::target::SshTarget;
 use crate::ssh::{Connector, SshConfig};
 use crate::target::TargetError;
-use crate::target::ssh::SshTarget;
-
-pub use crate::report::Recap;
-
-/// Per-host result status, in Ansible's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Changed,
-    Failed,
-    Unreachable,
-    Skipped,
-}
-
-/// What a job did on one host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostOutcome {
-    pub host: String,
-    pub status: Status,
-    /// Short message (`failed: [h] => msg`).
-    pub msg: Option<String>,
-    /// Return values (a JSON object; shown with `-v` and in `--json`).
-    pub result: Value,
-    /// Before/after for `--diff`.
-    pub diff: Option<Value>,
-}
-
-impl HostOutcome {
-    fn new(host: &str, status: Status, msg: Option<String>, result: Value) -> Self {
-        HostOutcome {
-            host: host.to_string(),
-            status,
-            msg,
-            result,
-            diff: None,
-        }
-    }
-    pub fn ok(host: &str, result: Value) -> Self {
-        Self::new(host, Status::Ok, None, result)
-    }
-    pub fn changed(host: &str, result: Value) -> Self {
-        Self::new(host, Status::Changed, None, result)
-    }
-    pub fn failed(host: &str, msg: impl Into<String>) -> Self {
-        Self::new(
-            host,
-            Status::Failed,
-            Some(msg.into()),
-            Value::Object(Default::default()),
-        )
-    }
-    pub fn unreachable(host: &str, msg: impl Into<String>) -> Self {
-        Self::new(
-            host,
-            Status::Unreachable,
-            Some(msg.into()),
-            Value::Object(Default::default()),
-        )
-    }
-    pub fn skipped(host: &str, msg: impl Into<String>) -> Self {
-        Self::new(
-            host,
-            Status::Skipped,
-            Some(msg.into()),
-            Value::Object(Default::default()),
-        )
-    }
-    /// Unreachable for transport errors, failed for everything else.
-    pub fn from_error(host: &str, e: &TargetError) -> Self {
-        match e {
-            TargetError::Unreachable(m) => Self::unreachable(host, m.clone()),
-            other => Self::failed(host, other.to_string()),
-        }
-    }
-    pub fn with_msg(mut self, msg: impl Into<String>) -> Self {
-        self.msg = Some(msg.into());
-        self
-    }
-    pub fn with_result(mut self, result: Value) -> Self {
-        self.result = result;
-        self
-    }
-    pub fn with_diff(mut self, diff: Value) -> Self {
-        self.diff = Some(diff);
-        self
-    }
-}
+use resolve::ConnOverrides;
 
 /// How to run a fleet job.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Hosts worked on at once.
+    /// Hosts worked on at once (at least 1: the command line clamps `--forks 0`).
     pub forks: usize,
     /// Bound on one host's whole job.
     pub host_timeout: Option<Duration>,
     /// Catch Ctrl-C (SIGINT) and stop cleanly (exit code 99).
     pub handle_interrupt: bool,
+}
+
+impl RunOptions {
+    /// `forks` hosts at once (`0` counts as 1, as Ansible does), each job bounded by
+    /// `host_timeout`, Ctrl-C handled.
+    pub fn new(forks: usize, host_timeout: Option<Duration>) -> Self {
+        RunOptions {
+            forks: forks.max(1),
+            host_timeout,
+            handle_interrupt: true,
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -160,27 +84,17 @@ impl Default for RunOptions {
     }
 }
 
-impl RunOptions {
-    pub fn from_global(g: &GlobalConfig) -> Self {
-        RunOptions {
-            forks: g.forks.max(1),
-            host_timeout: g.host_timeout,
-            handle_interrupt: true,
-        }
-    }
-}
-
 /// The SSH settings of a run: environment defaults plus `--timeout` and `--passphrase-env`.
-pub fn ssh_config_for(g: &GlobalConfig) -> SshConfig {
+pub fn ssh_config_for(o: &ConnOverrides) -> SshConfig {
     let mut cfg = SshConfig::from_env();
-    cfg.connect_timeout = g.connect_timeout;
-    cfg.passphrase_env = g.passphrase_env.clone();
+    cfg.connect_timeout = o.connect_timeout;
+    cfg.passphrase_env = o.passphrase_env.clone();
     cfg
 }
 
 /// A connector for a run.
-pub fn connector_for(g: &GlobalConfig) -> Connector {
-    Connector::new(ssh_config_for(g))
+pub fn connector_for(o: &ConnOverrides) -> Connector {
+    Connector::new(ssh_config_for(o))
 }
 
 /// Run `fut` on a fresh multi-threaded tokio runtime.
@@ -248,21 +162,23 @@ impl HostCtx {
 }
 
 /// Run `job` on every host of `specs` with `opts.forks` at a time; outcomes are fed to
-/// `reporter` as they finish. Returns the recap (outcomes in `specs` order).
-pub async fn run<F, Fut>(
+/// `events` as they finish. Returns the recap (outcomes in `specs` order).
+pub async fn run<E, F, Fut>(
     specs: Vec<ConnSpec>,
     connector: &Connector,
     opts: &RunOptions,
-    reporter: &mut Reporter,
+    events: &mut E,
     job: F,
 ) -> Recap
 where
+    E: EventSink + ?Sized,
     F: Fn(Arc<HostCtx>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<HostOutcome, TargetError>> + Send + 'static,
 {
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    reporter.start(names.len());
-    let sem = Arc::new(Semaphore::new(opts.forks.max(1)));
+    events.run_started(names.len());
+    debug_assert!(opts.forks >= 1, "RunOptions::forks must be at least 1");
+    let sem = Arc::new(Semaphore::new(opts.forks));
     let job = Arc::new(job);
     let mut set = JoinSet::new();
     for (idx, spec) in specs.into_iter().enumerate() {
@@ -324,17 +240,17 @@ where
                 set.abort_all();
                 // Let cancelled writes remove their temp files.
                 while set.join_next().await.is_some() {}
-                crate::target::ssh::wait_for_cleanups(Duration::from_secs(5)).await;
+                crate::ssh::target::wait_for_cleanups(Duration::from_secs(5)).await;
                 break;
             }
             Some(None) => break,
             Some(Some(Ok((idx, outcome)))) => {
-                reporter.host_done(&outcome);
+                events.host_finished(&outcome);
                 results[idx] = Some(outcome);
             }
             Some(Some(Err(e))) => {
                 // A panicking job: report it against no particular host.
-                reporter.warn(&format!("internal error in a host job: {e}"));
+                events.warning(&format!("internal error in a host job: {e}"));
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Resolve the hosts a command works on: load the inventory, select `pattern` then
-//! `--limit`, build each host's [`ConnSpec`] and apply the command-line overrides. Every
-//! fleet command calls [`resolve_targets`].
+//! `--limit`, build each host's [`ConnSpec`] and apply the command-line overrides
+//! ([`ConnOverrides`]). Every fleet command calls [`resolve_targets`].
 //!
 //! Overrides (command line beats inventory, as the flags promise): `-u` → user,
 //! `--private-key` → the only identity file, `--known-hosts` → the only known_hosts file,
@@ -8,25 +8,59 @@
 //! inventory sets no `ansible_ssh_timeout`/`ansible_timeout` (it always has a value, so it
 //! cannot tell "given" from "default").
 
-use crate::error::{Error, Result};
-use crate::inventory::Inventory;
-use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
-use crate::run::GlobalConfig;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// `--host-key-checking` values: yes/true/strict, accept-new, no/false/off.
-pub fn parse_policy(s: &str) -> Result<HostKeyPolicy> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "strict" | "1" | "on" => Ok(HostKeyPolicy::Strict),
-        "accept-new" | "accept_new" | "new" => Ok(HostKeyPolicy::AcceptNew),
-        "no" | "false" | "off" | "0" => Ok(HostKeyPolicy::Off),
-        other => Err(Error::Usage(format!(
-            "--host-key-checking: unknown mode {other:?} (use yes, accept-new or no)"
-        ))),
+use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
+use crate::inventory::{Inventory, InventoryError};
+
+/// Resolving hosts failed (the inventory could not be read, or a pattern is bad).
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+}
+
+/// Which hosts: a pattern, then `--limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection<'a> {
+    pub pattern: &'a str,
+    pub limit: Option<&'a str>,
+}
+
+/// The connection flags of the command line (`-u`, `--private-key`, `--known-hosts`,
+/// `--host-key-checking`, `-T`, `-b`, `--become-user`, `--passphrase-env`), already parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnOverrides {
+    pub remote_user: Option<String>,
+    pub private_key: Option<PathBuf>,
+    /// Environment variable holding the passphrase of an encrypted private key.
+    pub passphrase_env: Option<String>,
+    pub known_hosts: Option<PathBuf>,
+    pub host_key_policy: Option<HostKeyPolicy>,
+    pub connect_timeout: Duration,
+    pub r#become: bool,
+    pub become_user: Option<String>,
+}
+
+impl Default for ConnOverrides {
+    /// No overrides, `-T 10`.
+    fn default() -> Self {
+        ConnOverrides {
+            remote_user: None,
+            private_key: None,
+            passphrase_env: None,
+            known_hosts: None,
+            host_key_policy: None,
+            connect_timeout: Duration::from_secs(10),
+            r#become: false,
+            become_user: None,
+        }
     }
 }
 
-/// Apply the command-line overrides of `g` to one host's spec.
-pub fn apply_overrides(mut spec: ConnSpec, g: &GlobalConfig) -> Result<ConnSpec> {
+/// Apply the command-line overrides `g` to one host's spec.
+pub fn apply_overrides(mut spec: ConnSpec, g: &ConnOverrides) -> Result<ConnSpec, ResolveError> {
     if let Some(u) = &g.remote_user {
         spec.user = Some(u.clone());
     }
@@ -36,8 +70,8 @@ pub fn apply_overrides(mut spec: ConnSpec, g: &GlobalConfig) -> Result<ConnSpec>
     if let Some(f) = &g.known_hosts {
         spec.known_hosts_files = vec![f.clone()];
     }
-    if let Some(m) = &g.host_key_checking {
-        spec.host_key_policy = Some(parse_policy(m)?);
+    if let Some(p) = g.host_key_policy {
+        spec.host_key_policy = Some(p);
     }
     if spec.connect_timeout.is_none() {
         spec.connect_timeout = Some(g.connect_timeout);
@@ -51,43 +85,24 @@ pub fn apply_overrides(mut spec: ConnSpec, g: &GlobalConfig) -> Result<ConnSpec>
     Ok(spec)
 }
 
-/// The connection specs of the hosts `pattern` (then `--limit`) selects, in Ansible's order.
-/// Inventory warnings go to stderr; an empty selection is `Ok(vec![])` (callers print
-/// Ansible's "no hosts matched" warning and exit 0).
-pub fn resolve_targets(g: &GlobalConfig, pattern: &str) -> Result<Vec<ConnSpec>> {
-    let inv = Inventory::load(&g.inventory)?;
+/// The connection specs of the hosts `sel` selects in `inventory` (sources as `-i` gives
+/// them), in Ansible's order, with the overrides applied. Inventory warnings go to stderr; an
+/// empty selection is `Ok(vec![])` (callers print Ansible's "no hosts matched" warning and
+/// exit 0).
+pub fn resolve_targets(
+    inventory: &[String],
+    sel: &Selection<'_>,
+    overrides: &ConnOverrides,
+) -> Result<Vec<ConnSpec>, ResolveError> {
+    let inv = Inventory::load(inventory)?;
     for w in inv.warnings() {
         eprintln!("[WARNING]: {w}");
     }
-    let hosts = inv.select(pattern, g.limit.as_deref())?;
+    let hosts = inv.select(sel.pattern, sel.limit)?;
     hosts
         .iter()
-        .map(|h| apply_overrides(inv.conn_spec(h)?, g))
+        .map(|h| apply_overrides(inv.conn_spec(h)?, overrides))
         .collect()
-}
-
-/// A [`GlobalConfig`] with every flag at its default (no inventory, 5 forks, 7 s timeout):
-/// the base unit tests of fleet commands start from.
-#[cfg(test)]
-pub(crate) fn test_global() -> GlobalConfig {
-    GlobalConfig {
-        inventory: vec![],
-        limit: None,
-        forks: 5,
-        remote_user: None,
-        private_key: None,
-        passphrase_env: None,
-        known_hosts: None,
-        host_key_checking: None,
-        connect_timeout: std::time::Duration::from_secs(7),
-        host_timeout: None,
-        r#become: false,
-        become_user: None,
-        check: false,
-        diff: false,
-        output: crate::run::OutputMode::Text,
-        verbose: 0,
-    }
 }
 
 #[cfg(test)]
@@ -96,19 +111,11 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    fn global() -> GlobalConfig {
-        test_global()
-    }
-
-    #[test]
-    fn policies() {
-        assert_eq!(parse_policy("yes").unwrap(), HostKeyPolicy::Strict);
-        assert_eq!(
-            parse_policy("accept-new").unwrap(),
-            HostKeyPolicy::AcceptNew
-        );
-        assert_eq!(parse_policy("False").unwrap(), HostKeyPolicy::Off);
-        assert!(parse_policy("maybe").is_err());
+    fn global() -> ConnOverrides {
+        ConnOverrides {
+            connect_timeout: Duration::from_secs(7),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -126,7 +133,7 @@ mod tests {
         g.remote_user = Some("cli".into());
         g.private_key = Some(PathBuf::from("/cli/key"));
         g.known_hosts = Some(PathBuf::from("/cli/kh"));
-        g.host_key_checking = Some("accept-new".into());
+        g.host_key_policy = Some(HostKeyPolicy::AcceptNew);
         g.r#become = true;
         g.become_user = Some("postgres".into());
         let s = apply_overrides(spec, &g).unwrap();

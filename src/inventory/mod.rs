@@ -1,4 +1,9 @@
-//! Ansible inventories, read exactly as `ansible-inventory` reads them (pure; no network).
+//! Ansible inventories, read exactly as `ansible-inventory` reads them.
+//!
+//! Not pure: [`Inventory::load`] reads the inventory sources and `group_vars`/`host_vars`
+//! from disk and the defaults from the environment (`ANSIBLE_INVENTORY`, `ansible.cfg`).
+//! The parsers under it (`ini`, `yaml`, `pyliteral`, `pattern`) are pure functions of their
+//! text. No network, no SSH: the SSH layer consumes the [`ConnSpec`]s built here.
 //!
 //! INI and YAML sources, `group_vars/`/`host_vars/`, host ranges, variable precedence and
 //! host patterns (`--limit`). Produces hosts with merged variables and a typed connection
@@ -18,8 +23,6 @@
 //! - The implicit `localhost` gets `ansible_connection: local` but no `ansible_python_interpreter`.
 
 mod address;
-#[cfg(feature = "controller")]
-pub mod commands;
 pub mod conn;
 mod data;
 mod ini;

@@ -146,12 +146,6 @@ impl From<KeyError> for OpError {
     }
 }
 
-impl From<OpError> for crate::error::Error {
-    fn from(e: OpError) -> Self {
-        crate::error::Error::Other(e.to_string())
-    }
-}
-
 /// Run `authorized_key` on `target`.
 pub async fn apply<T: Target>(
     target: &T,

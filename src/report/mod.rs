@@ -1,28 +1,35 @@
 //! Events in, output out: progress bar (TTY only), Ansible-like per-host lines and recap, JSON.
 //!
-//! [`Reporter`] is fed by the fleet runner ([`Reporter::host_done`] as hosts finish) and
-//! prints at the end ([`Reporter::finish`]): in text mode a `PLAY RECAP` aligned like
-//! Ansible's; with `--json` one document `{"hosts": {h: {status, changed, msg, ...result}},
-//! "stats": {h: {ok, changed, ...}}, "interrupted": bool}` on stdout. The exit code comes
-//! from [`exit_code`], the single place mapping a recap to Ansible's codes.
+//! [`Reporter`] is an [`EventSink`]: the fleet runner feeds it ([`Reporter::host_done`] as
+//! hosts finish) without knowing it, and it prints at the end ([`Reporter::finish`]): in text
+//! mode a `PLAY RECAP` aligned like Ansible's; with `--json` one document `{"hosts": {h:
+//! {status, changed, msg, ...result}}, "stats": {h: {ok, changed, ...}}, "interrupted": bool}`
+//! on stdout. It knows nothing of the runner or of exit codes (those are
+//! `ExitCode::of_recap`'s, in the top-level error module); it sees only the vocabulary of [`crate::events`].
 
 use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
-use crate::error::ExitCode;
-use crate::fleet::{HostOutcome, Status};
-use crate::run::{GlobalConfig, OutputMode};
+use crate::events::{EventSink, HostOutcome, Recap, Status};
 
-/// The result of a fleet run.
-#[derive(Debug, Clone, Default)]
-pub struct Recap {
-    /// Finished hosts, in selection order.
-    pub outcomes: Vec<HostOutcome>,
-    /// Hosts whose job was cancelled by Ctrl-C.
-    pub not_finished: Vec<String>,
-    pub interrupted: bool,
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Ansible-like per-host lines and a PLAY RECAP (progress bar on a TTY).
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// The reporter's part of the global flags (`--json`, `-v`, `--diff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportOptions {
+    pub output: OutputMode,
+    pub verbose: u8,
+    /// Print each host's diff under its line.
+    pub diff: bool,
 }
 
 /// One host's recap counters (Ansible counts a changed task in `ok` too).
@@ -51,22 +58,6 @@ impl HostStats {
             Status::Skipped => s.skipped = 1,
         }
         s
-    }
-}
-
-/// Ansible's exit codes: 4 if any host was unreachable, else 2 if any failed, else 0; 99 when
-/// interrupted.
-pub fn exit_code(recap: &Recap) -> ExitCode {
-    if recap.interrupted {
-        return ExitCode::Interrupted;
-    }
-    let any = |st: Status| recap.outcomes.iter().any(|o| o.status == st);
-    if any(Status::Unreachable) {
-        ExitCode::HostUnreachable
-    } else if any(Status::Failed) {
-        ExitCode::HostFailed
-    } else {
-        ExitCode::Ok
     }
 }
 
@@ -179,9 +170,9 @@ impl Reporter {
     }
 
     /// From the global flags (`--json`, `-v`, `--diff`).
-    pub fn for_global(g: &GlobalConfig) -> Self {
-        let mut r = Self::new(g.output, g.verbose);
-        r.diff = g.diff;
+    pub fn from_options(o: &ReportOptions) -> Self {
+        let mut r = Self::new(o.output, o.verbose);
+        r.diff = o.diff;
         r
     }
 
@@ -265,8 +256,8 @@ impl Reporter {
         }
     }
 
-    /// Print the recap (or the JSON document) and return the exit code.
-    pub fn finish(&mut self, recap: &Recap) -> ExitCode {
+    /// Print the recap (or the JSON document).
+    pub fn finish(&mut self, recap: &Recap) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
@@ -285,7 +276,18 @@ impl Reporter {
             }
         }
         let _ = out.flush();
-        exit_code(recap)
+    }
+}
+
+impl EventSink for Reporter {
+    fn run_started(&mut self, hosts: usize) {
+        self.start(hosts);
+    }
+    fn host_finished(&mut self, outcome: &HostOutcome) {
+        self.host_done(outcome);
+    }
+    fn warning(&mut self, msg: &str) {
+        self.warn(msg);
     }
 }
 
@@ -384,27 +386,6 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn exit_codes_follow_ansible() {
-        use Status::*;
-        assert_eq!(exit_code(&recap(&[])), ExitCode::Ok);
-        assert_eq!(exit_code(&recap(&[Ok, Changed, Skipped])), ExitCode::Ok);
-        assert_eq!(exit_code(&recap(&[Ok, Failed])), ExitCode::HostFailed);
-        assert_eq!(
-            exit_code(&recap(&[Unreachable, Ok])),
-            ExitCode::HostUnreachable
-        );
-        // Unreachable wins over failed.
-        assert_eq!(
-            exit_code(&recap(&[Failed, Unreachable])),
-            ExitCode::HostUnreachable
-        );
-        let mut r = recap(&[Failed, Unreachable]);
-        r.interrupted = true;
-        assert_eq!(exit_code(&r), ExitCode::Interrupted);
-        assert_eq!(ExitCode::Interrupted.code(), 99);
     }
 
     #[test]

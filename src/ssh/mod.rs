@@ -11,12 +11,18 @@
 //!   files, agent, default `~/.ssh/id_*`), or with exactly one key
 //!   ([`Connector::connect_with_key`]).
 //!
+//! - [`target`]: [`target::SshTarget`], the [`crate::target::Target`] over one session
+//!   (become, SFTP, atomic writes).
+//! - [`keygen`]: controller key pairs (generate, load, write, install) for `keys rotate`.
+//!
 //! Every failure is an [`SshError`] naming the host; all of them are "unreachable" in
 //! Ansible's terms (authentication failures included, as Ansible reports them).
 
 pub mod client;
+pub mod keygen;
 pub mod keys;
 pub mod known_hosts;
+pub mod target;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +33,7 @@ use crate::inventory::conn::HostKeyPolicy;
 use crate::target::TargetError;
 
 /// Key exchange algorithms offered by default, most preferred first. curve25519 costs sshd
-/// less CPU per login than the post-quantum hybrid (see DESIGN §5 and `bench/`); both are
+/// less CPU per login than the post-quantum hybrid (see `bench/README.md`); both are
 /// offered. Group exchange is never offered first (it is slow).
 pub const DEFAULT_KEX: &[&str] = &[
     "curve25519-sha256",

@@ -1,17 +1,15 @@
 //! The [`Target`] trait: everything an operation needs from one host.
 //!
-//! Operations in [`crate::ops`] are written once against this trait. Two implementations:
-//! [`local::LocalTarget`] (direct syscalls; used by the Ansible module binaries, which Ansible
-//! runs on the managed host) and `ssh::SshTarget` (over one russh connection: SFTP for files,
-//! exec for the rest; controller only).
+//! The operations (the `ops` module, one layer up) are written once against this trait. Two
+//! implementations: [`local::LocalTarget`] here (direct syscalls; used by the Ansible module
+//! binaries, which Ansible runs on the managed host) and `ssh::target::SshTarget` in the
+//! controller-only SSH layer (over one russh connection: SFTP for files, exec for the rest).
 //!
 //! Paths are remote paths as UTF-8 strings. Every write goes through [`Target::write_atomic`]:
 //! temp file in the destination directory, fsync, attributes, optional validate, optional
 //! "still what I read" check, rename. Nothing else writes file content.
 
 pub mod local;
-#[cfg(feature = "controller")]
-pub mod ssh;
 
 use std::future::Future;
 

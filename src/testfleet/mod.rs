@@ -112,12 +112,6 @@ impl FleetError {
     }
 }
 
-impl From<FleetError> for crate::error::Error {
-    fn from(e: FleetError) -> Self {
-        crate::error::Error::Other(e.to_string())
-    }
-}
-
 /// Options for a fleet; see [`Fleet::builder`].
 #[derive(Debug, Clone)]
 pub struct FleetBuilder {

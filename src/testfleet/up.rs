@@ -13,9 +13,9 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, ExitCode, Result};
+use super::{Fleet, FleetError};
 
-use super::Fleet;
+type Result<T> = std::result::Result<T, FleetError>;
 
 /// What `fleet up` was asked for (domain form of its flags).
 #[derive(Debug, Clone)]
@@ -50,18 +50,18 @@ pub fn describe(fleet: &Fleet) -> serde_json::Value {
 }
 
 /// Run `fleet up` to completion.
-pub fn run_up(cfg: UpConfig) -> Result<ExitCode> {
+pub fn run_up(cfg: UpConfig) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::io("tokio runtime", e))?;
+        .map_err(|e| FleetError::io("tokio runtime", e))?;
     let _guard = rt.enter();
     // Signals are caught before the fleet starts, so one that arrives during start-up still
     // ends in a clean teardown.
     use tokio::signal::unix::{SignalKind, signal};
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT", e))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM", e))?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP", e))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| FleetError::io("SIGINT", e))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| FleetError::io("SIGTERM", e))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| FleetError::io("SIGHUP", e))?;
 
     let mut b = Fleet::builder().hosts(cfg.hosts).keep(cfg.keep);
     if let Some(d) = &cfg.dir {
@@ -82,9 +82,10 @@ pub fn run_up(cfg: UpConfig) -> Result<ExitCode> {
     let fleet = b.start()?;
 
     let desc = describe(&fleet);
-    let json = serde_json::to_string_pretty(&desc).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&desc)
+        .map_err(|e| FleetError::Setup(format!("fleet.json: {e}")))?;
     std::fs::write(fleet.dir().join("fleet.json"), json + "\n")
-        .map_err(|e| Error::io(fleet.dir().join("fleet.json").display(), e))?;
+        .map_err(|e| FleetError::io(fleet.dir().join("fleet.json").display(), e))?;
     let hosts = fleet.hosts();
     let shown: Vec<String> = hosts
         .iter()
@@ -127,7 +128,7 @@ pub fn run_up(cfg: UpConfig) -> Result<ExitCode> {
     let tmp = fleet.dir().join(".ready.tmp");
     std::fs::write(&tmp, format!("{}\n", std::process::id()))
         .and_then(|_| std::fs::rename(&tmp, &ready))
-        .map_err(|e| Error::io(ready.display(), e))?;
+        .map_err(|e| FleetError::io(ready.display(), e))?;
 
     let got = rt.block_on(async {
         tokio::select! {
@@ -139,5 +140,5 @@ pub fn run_up(cfg: UpConfig) -> Result<ExitCode> {
     eprintln!("{got}: tearing down the test fleet");
     let _ = std::fs::remove_file(&ready);
     drop(fleet);
-    Ok(ExitCode::Ok)
+    Ok(())
 }

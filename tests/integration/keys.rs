@@ -3,71 +3,17 @@
 //! check mode, diffs, kept keys, idempotence, install, and the editing commands.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::support::Sshfleet;
 use crate::support::fleet::Fleet;
-
-/// `ssh-keygen -t TYPE -N '' -C COMMENT -f DIR/NAME` (extra args appended).
-fn keygen(dir: &Path, name: &str, comment: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-N", "", "-C", comment, "-f"])
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen: {out:?}");
-    path
-}
-
-fn pub_path(key: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.pub", key.display()))
-}
-
-fn pub_line(key: &Path) -> String {
-    std::fs::read_to_string(pub_path(key))
-        .unwrap()
-        .trim_end()
-        .to_string()
-}
+use crate::support::keys::{cli_with_key, keygen, logs_in, pub_line, pub_path, read_ak};
 
 /// The `TYPE BLOB` of a public key line (no options, no comment).
 fn key_text(line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
     format!("{} {}", w[0], w[1])
-}
-
-/// Can OpenSSH log in to host `i` as `user` offering only `key`?
-fn logs_in(fleet: &Fleet, i: usize, user: &str, key: &Path) -> bool {
-    let mut args = fleet.ssh_args(i, user);
-    let at = args.iter().position(|a| a == "-i").expect("-i in ssh args");
-    args[at + 1] = key.display().to_string();
-    Command::new("ssh")
-        .args(&args)
-        .arg("--")
-        .arg("true")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run ssh")
-        .status
-        .success()
-}
-
-/// `sshfleet -i INV --known-hosts KH --private-key KEY` for a fleet with another login key.
-fn cli_with_key(fleet: &Fleet, key: &Path) -> Sshfleet {
-    Sshfleet::new()
-        .arg("-i")
-        .arg(fleet.inventory())
-        .arg("--known-hosts")
-        .arg(fleet.known_hosts())
-        .arg("--private-key")
-        .arg(key)
-}
-
-fn read_ak(fleet: &Fleet, i: usize, user: &str) -> Vec<u8> {
-    std::fs::read(fleet.authorized_keys_path(i, user)).unwrap_or_default()
 }
 
 /// Every host's authorized_keys of `users`, byte for byte.

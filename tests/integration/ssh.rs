@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sshfleet::fleet::{self, HostOutcome, RunOptions};
 use sshfleet::inventory::conn::{ConnSpec, HostKeyPolicy};
+use sshfleet::report::OutputMode;
 use sshfleet::report::Reporter;
-use sshfleet::run::OutputMode;
 use sshfleet::ssh::known_hosts::fingerprint;
+use sshfleet::ssh::target::SshTarget;
 use sshfleet::ssh::{AgentSource, Connector, SshConfig, SshError};
-use sshfleet::target::ssh::SshTarget;
 use sshfleet::target::{Body, Expect, FileKind, Target, TargetError, WriteSpec};
 
 use crate::support::Sshfleet;
@@ -167,7 +167,11 @@ fn ssh_library_runner_50_hosts_one_connection_each() {
             ))
         },
     ));
-    assert_eq!(sshfleet::report::exit_code(&recap).code(), 0, "{recap:?}");
+    assert_eq!(
+        sshfleet::error::ExitCode::of_recap(&recap).code(),
+        0,
+        "{recap:?}"
+    );
     assert_eq!(recap.outcomes.len(), 50);
     for o in &recap.outcomes {
         assert_eq!(o.result["user"], "deploy", "{o:?}");
@@ -844,7 +848,7 @@ fn ssh_cancelled_write_removes_its_temp_file() {
         }
         job.abort();
         let _ = job.await;
-        sshfleet::target::ssh::wait_for_cleanups(Duration::from_secs(5)).await;
+        sshfleet::ssh::target::wait_for_cleanups(Duration::from_secs(5)).await;
     });
     assert!(leftovers(&home).is_empty(), "{:?}", leftovers(&home));
     assert!(!home.join("cancelled.txt").exists());
@@ -881,7 +885,7 @@ fn ssh_host_timeout_and_unreachable_in_runner() {
             .contains("host timeout")
     );
     assert_eq!(recap.outcomes[1].status, fleet::Status::Unreachable);
-    assert_eq!(sshfleet::report::exit_code(&recap).code(), 4);
+    assert_eq!(sshfleet::error::ExitCode::of_recap(&recap).code(), 4);
 }
 
 /// CPU time (user+system, children included) of a process, in clock ticks.

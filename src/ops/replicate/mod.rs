@@ -18,11 +18,13 @@
 //! destination that stalls for [`fanout::STALL_TIMEOUT`] is dropped so it cannot hold up the
 //! others.
 //!
+//! [`replicate`] is the one path that does steps 2 and 3 for a set of destinations; the
+//! `replicate`/`copy` commands run it over the fleet, [`replicate_to`] over targets already
+//! connected (the unit tests).
+//!
 //! [`FilesCommand`] is the domain configuration of the `slurp`, `copy` and `replicate`
-//! commands; `driver` runs them over the fleet.
+//! commands; the controller's `commands::files` runs them over the fleet.
 
-#[cfg(feature = "controller")]
-pub mod driver;
 pub mod fanout;
 pub mod hub;
 #[cfg(test)]
@@ -30,7 +32,9 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use crate::files::checksum::sha256;
 use crate::files::spec::{self, SourceRoot};
@@ -88,12 +92,6 @@ pub enum ReplicateError {
         #[source]
         source: spec::SpecError,
     },
-}
-
-impl From<ReplicateError> for crate::error::Error {
-    fn from(e: ReplicateError) -> Self {
-        crate::error::Error::Other(e.to_string())
-    }
 }
 
 /// Stat, hash and (if small) read every source path on `src`, walking directories when
@@ -313,22 +311,100 @@ pub async fn pump<S: Target>(src: &S, set: &SourceSet, hub: &hub::Hub) -> Vec<St
     errors
 }
 
-/// Replicate `set` (scanned from `src`) to already-connected destinations, all at once.
-/// Returns one report per destination (in order) and the source failures of [`pump`].
+/// The one replication path, shared by the fleet command and [`replicate_to`]: builds the
+/// [`hub::Hub`] for `dests` destinations in waves of `wave` (the fleet's `--forks`), hands
+/// `drive` a [`Dispatch`] to start destination jobs with, and runs [`pump`] alongside it.
+/// Returns what `drive` returned and the source failures of [`pump`].
+///
+/// `drive` must, for every destination number `0..dests`, either run
+/// [`Dispatch::take`]'s job or let it drop (a dropped job releases its place in the wave);
+/// jobs never taken are released when `drive`'s future ends.
+pub async fn replicate<S, F, Fut>(
+    src: &S,
+    set: Arc<SourceSet>,
+    opts: Arc<CopyOptions>,
+    dests: usize,
+    wave: usize,
+    drive: F,
+) -> (Fut::Output, Vec<String>)
+where
+    S: Target,
+    F: FnOnce(Dispatch) -> Fut,
+    Fut: Future,
+{
+    let (hub, tickets) = hub::Hub::new(set.streamed().len(), dests, wave);
+    let dispatch = Dispatch {
+        set: Arc::clone(&set),
+        opts,
+        tickets: Arc::new(Mutex::new(tickets.into_iter().map(Some).collect())),
+    };
+    tokio::join!(drive(dispatch), pump(src, &set, &hub))
+}
+
+/// Hands out the destination jobs of one [`replicate`] run (cheap to clone, `'static`).
+#[derive(Clone)]
+pub struct Dispatch {
+    set: Arc<SourceSet>,
+    opts: Arc<CopyOptions>,
+    tickets: Arc<Mutex<Vec<Option<hub::Ticket>>>>,
+}
+
+impl Dispatch {
+    /// Destination number `i`'s job; `None` when `i` is out of range or already taken. Take
+    /// it before connecting, so that a destination that cannot be reached (the job is dropped)
+    /// does not hold up its wave.
+    pub fn take(&self, i: usize) -> Option<DestJob> {
+        let ticket = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(i)
+            .and_then(Option::take)?;
+        Some(DestJob {
+            set: Arc::clone(&self.set),
+            opts: Arc::clone(&self.opts),
+            ticket,
+        })
+    }
+}
+
+/// One destination's place in a [`replicate`] run.
+pub struct DestJob {
+    set: Arc<SourceSet>,
+    opts: Arc<CopyOptions>,
+    ticket: hub::Ticket,
+}
+
+impl DestJob {
+    /// Run [`host_job`] on the connected destination `t`.
+    pub async fn run<D: Target>(self, t: &D) -> HostReport {
+        host_job(t, &self.set, &self.opts, self.ticket).await
+    }
+}
+
+/// Replicate `set` (scanned from `src`) to already-connected destinations, all at once,
+/// through [`replicate`] (the path the fleet command takes). Returns one report per
+/// destination (in order) and the source failures of [`pump`].
 pub async fn replicate_to<S: Target, D: Target>(
     src: &S,
     set: &SourceSet,
     dests: &[D],
     opts: &CopyOptions,
 ) -> (Vec<HostReport>, Vec<String>) {
-    let (hub, tickets) = hub::Hub::new(set.streamed().len(), dests.len(), dests.len());
-    let jobs = futures_join_all(
-        dests
-            .iter()
-            .zip(tickets)
-            .map(|(d, ticket)| host_job(d, set, opts, ticket)),
-    );
-    tokio::join!(jobs, pump(src, set, &hub))
+    let set = Arc::new(set.clone());
+    let opts = Arc::new(opts.clone());
+    replicate(src, set, opts, dests.len(), dests.len(), |dispatch| {
+        futures_join_all(dests.iter().enumerate().map(move |(i, d)| {
+            let job = dispatch.take(i);
+            async move {
+                match job {
+                    Some(job) => job.run(d).await,
+                    None => failed_host(d.host(), "internal error: no ticket"),
+                }
+            }
+        }))
+    })
+    .await
 }
 
 /// Convenience for errors that stop one host.

@@ -7,31 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::support::Sshfleet;
 use crate::support::fleet::Fleet;
 
-/// `ssh-keygen -t ed25519 -N '' -C COMMENT -f DIR/NAME`: a fresh key pair.
+pub use crate::support::keys::{cli_with_key, logs_in, pub_line, pub_path, read_ak};
+
+/// A fresh ed25519 pair: [`crate::support::keys::keygen`] with `-t ed25519`.
 pub fn keygen(dir: &Path, name: &str, comment: &str) -> PathBuf {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(&path)
-        .output()
-        .expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen: {out:?}");
-    path
-}
-
-pub fn pub_path(key: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.pub", key.display()))
-}
-
-/// The public line of a key pair (`ssh-ed25519 AAAA… comment`).
-pub fn pub_line(key: &Path) -> String {
-    std::fs::read_to_string(pub_path(key))
-        .unwrap()
-        .trim_end()
-        .to_string()
+    crate::support::keys::keygen(dir, name, comment, &["-t", "ed25519"])
 }
 
 /// The base64 blob of a public key line: what identifies the key in a file.
@@ -40,37 +22,6 @@ pub fn blob(line: &str) -> String {
         .nth(1)
         .expect("key blob")
         .to_string()
-}
-
-/// Can OpenSSH log in to host `i` as `user` offering only `key`?
-pub fn logs_in(fleet: &Fleet, i: usize, user: &str, key: &Path) -> bool {
-    let mut args = fleet.ssh_args(i, user);
-    let at = args.iter().position(|a| a == "-i").expect("-i in ssh args");
-    args[at + 1] = key.display().to_string();
-    Command::new("ssh")
-        .args(&args)
-        .args(["-o", "ConnectTimeout=10", "--", "true"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ssh")
-        .status
-        .success()
-}
-
-/// `sshfleet -i INV --private-key KEY --known-hosts KH` for a fleet, logging in with `key`.
-pub fn cli_with_key(fleet: &Fleet, key: &Path) -> Sshfleet {
-    Sshfleet::new()
-        .arg("-i")
-        .arg(fleet.inventory())
-        .arg("--known-hosts")
-        .arg(fleet.known_hosts())
-        .arg("--private-key")
-        .arg(key)
-}
-
-/// The bytes of `~user/.ssh/authorized_keys` on host `i` (empty when missing).
-pub fn read_ak(fleet: &Fleet, i: usize, user: &str) -> Vec<u8> {
-    std::fs::read(fleet.authorized_keys_path(i, user)).unwrap_or_default()
 }
 
 pub fn ak_text(fleet: &Fleet, i: usize, user: &str) -> String {

@@ -19,6 +19,7 @@
 
 pub mod ansible;
 pub mod fleet;
+pub mod keys;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

@@ -36,12 +36,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{
+use crate::inventory::conn::BecomeSpec;
+use crate::ssh::{Session, SshError};
+use crate::target::{
     Body, CommandOutput, EditHint, Expect, FileKind, FileStat, TResult, Target, TargetError,
     UserInfo, WriteOutcome, WriteSpec, shell_quote, validate_argv,
 };
-use crate::inventory::conn::BecomeSpec;
-use crate::ssh::{Session, SshError};
 
 /// Bytes per SFTP read/write request.
 const CHUNK: usize = 64 * 1024;
@@ -778,7 +778,7 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
         let want = match expect {
             Expect::Any => "any".to_string(),
             Expect::Absent => "absent".to_string(),
-            Expect::Sha256(h) => super::hex(&h),
+            Expect::Sha256(h) => crate::target::hex(&h),
         };
         let dir = parent_dir(dest);
         let script_args = [
@@ -889,7 +889,7 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         // Never overwrite an earlier backup: take the first candidate name that is free.
-        for candidate in super::backup_candidates(dest, std::process::id(), now) {
+        for candidate in crate::target::backup_candidates(dest, std::process::id(), now) {
             match sftp.raw.lstat(candidate.as_str()).await {
                 Err(e) if is_not_found(&e) => return Ok(Some(candidate)),
                 Err(e) => return Err(sftp_err(&candidate, "stat", e)),

@@ -29,20 +29,22 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::authorized_keys::{AuthorizedKeys, PublicKey};
+use crate::commands::{Config, finish, no_hosts};
 use crate::error::{Error, ExitCode, Result};
-use crate::fleet::{self, HostCtx, HostOutcome, RunOptions, Status, resolve::resolve_targets};
+use crate::events::{HostOutcome, Status};
+use crate::fleet::resolve::ConnOverrides;
+use crate::fleet::{self, HostCtx};
 use crate::inventory::conn::{BecomeSpec, ConnSpec};
 use crate::ops::authorized_key::{AuthorizedKeyResult, OpError, RunMode, apply, edit_lock_dir};
-use crate::report::Reporter;
-use crate::run::{GlobalConfig, OutputMode};
+use crate::ops::keys::list::{MAX_FILE, keyfile_path};
+use crate::ops::keys::plan::{ExclusivePlan, KeyInfo, exclusive_plan, rotation_set};
+use crate::report::OutputMode;
+use crate::ssh::keygen::{self, Secret};
+use crate::ssh::target::SshTarget;
 use crate::ssh::{Connector, SshError};
-use crate::target::ssh::SshTarget;
 use crate::target::{EditHint, Target, TargetError, UserInfo};
 
-use super::commands::{diff_text, edit_params, no_hosts, op_failure};
-use super::keygen::{self, Secret};
-use super::list::{MAX_FILE, keyfile_path};
-use super::plan::{ExclusivePlan, KeyInfo, exclusive_plan, rotation_set};
+use super::edit::{diff_text, edit_params, op_failure};
 use super::source::resolve_all;
 use super::{FileOptions, RotateConfig};
 
@@ -104,33 +106,35 @@ pub fn prepare_new_key(cfg: &RotateConfig, check: bool) -> Result<(NewKey, Optio
         ),
     };
     let derived = keygen::public_line(private.public_key())?;
-    let derived = PublicKey::parse_line(&derived)
-        .map_err(|e| Error::Other(format!("{}: {e}", cfg.new_key.display())))?;
+    let derived = PublicKey::parse_line(&derived).map_err(|e| Error::KeyFile {
+        path: cfg.new_key.clone(),
+        msg: e.to_string(),
+    })?;
     // Prefer the .pub file's line (its comment), but it must be the same key.
     let pub_file = keygen::pub_path(&cfg.new_key);
     let public = match std::fs::read_to_string(&pub_file) {
         Ok(text) if on_disk => {
             let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            let k = PublicKey::parse_line(line)
-                .map_err(|e| Error::Other(format!("{}: {e}", pub_file.display())))?;
+            let k = PublicKey::parse_line(line).map_err(|e| Error::KeyFile {
+                path: pub_file.clone(),
+                msg: e.to_string(),
+            })?;
             if k.blob != derived.blob {
-                return Err(Error::Other(format!(
-                    "{} does not belong to the private key {} (fingerprints {} and {})",
-                    pub_file.display(),
-                    cfg.new_key.display(),
-                    k.fingerprint(),
-                    derived.fingerprint()
-                )));
+                return Err(Error::KeyMismatch {
+                    public: pub_file.clone(),
+                    private: cfg.new_key.clone(),
+                    fingerprints: (k.fingerprint(), derived.fingerprint()),
+                });
             }
             k
         }
         _ => derived,
     };
     if !public.options.is_empty() {
-        return Err(Error::Other(format!(
-            "{}: a .pub file must not carry authorized_keys options",
-            pub_file.display()
-        )));
+        return Err(Error::KeyFile {
+            path: pub_file,
+            msg: "a .pub file must not carry authorized_keys options".into(),
+        });
     }
     Ok((
         NewKey {
@@ -144,7 +148,7 @@ pub fn prepare_new_key(cfg: &RotateConfig, check: bool) -> Result<(NewKey, Optio
 
 /// The one private key file `--install` replaces: `--private-key`, else the identity file all
 /// selected hosts use.
-pub fn install_destination(g: &GlobalConfig, specs: &[ConnSpec]) -> Result<PathBuf> {
+pub fn install_destination(g: &ConnOverrides, specs: &[ConnSpec]) -> Result<PathBuf> {
     if let Some(k) = &g.private_key {
         return Ok(k.clone());
     }
@@ -430,26 +434,26 @@ pub fn refused_hosts(outcomes: &[HostOutcome]) -> Vec<String> {
         .collect()
 }
 
-fn note(g: &GlobalConfig, msg: &str) {
+fn note(g: &Config, msg: &str) {
     // Stdout carries the JSON document in --json mode; notes go to stderr there.
-    match g.output {
+    match g.report.output {
         OutputMode::Json => eprintln!("{msg}"),
         OutputMode::Text => println!("{msg}"),
     }
 }
 
 /// `keys rotate`.
-pub fn rotate(g: &GlobalConfig, cfg: &RotateConfig) -> Result<ExitCode> {
-    let keep_resolved = resolve_all(&cfg.keep, &super::commands::fetch)?;
+pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
+    let keep_resolved = resolve_all(&cfg.keep, &super::edit::fetch)?;
     let keep: Vec<PublicKey> = keep_resolved.into_iter().flat_map(|r| r.keys).collect();
-    let specs = resolve_targets(g, &cfg.hosts.pattern)?;
+    let specs = g.resolve(&cfg.hosts.pattern)?;
     if specs.is_empty() {
         return Ok(no_hosts(&cfg.hosts.pattern));
     }
-    let connector = fleet::connector_for(g);
+    let connector = g.connector();
     let default_user = connector.config().default_user.clone();
     let install_dest = if cfg.install {
-        let dest = install_destination(g, &specs)?;
+        let dest = install_destination(&g.conn, &specs)?;
         if let Some(u) = &cfg.user
             && let Some(s) = specs
                 .iter()
@@ -487,16 +491,15 @@ pub fn rotate(g: &GlobalConfig, cfg: &RotateConfig) -> Result<ExitCode> {
         rotation.new_key.public.fingerprint(),
         if g.check { " (check mode)" } else { "" }
     );
-    let mut reporter = Reporter::for_global(g).with_title(&title);
-    let opts = RunOptions::from_global(g);
+    let mut reporter = g.reporter().with_title(&title);
     let recap = fleet::block_on(async {
         let r = rotation.clone();
-        fleet::run(specs, &connector, &opts, &mut reporter, move |ctx| {
+        fleet::run(specs, &connector, &g.run, &mut reporter, move |ctx| {
             rotate_host(ctx, r.clone())
         })
         .await
     });
-    let code = reporter.finish(&recap);
+    let code = finish(&mut reporter, &recap);
     let refused = refused_hosts(&recap.outcomes);
     if !refused.is_empty() {
         eprintln!(
@@ -546,10 +549,10 @@ pub fn rotate(g: &GlobalConfig, cfg: &RotateConfig) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use crate::authorized_keys::testkeys::ED1;
-    use crate::ops::keys::{GenerateSpec, KeyType, Selection};
+    use crate::commands::keys::{GenerateSpec, KeyType, Selection};
 
-    fn global() -> GlobalConfig {
-        crate::fleet::resolve::test_global()
+    fn global() -> ConnOverrides {
+        ConnOverrides::default()
     }
 
     fn cfg(path: &Path, generate: bool) -> RotateConfig {

@@ -1,31 +1,32 @@
 //! The `slurp`, `copy` and `replicate` commands over the fleet (controller only).
 //!
 //! - `replicate`: connect to the `--from` host, [`scan_source`] (a source that cannot be read
-//!   stops here: nothing is written anywhere), then run [`host_job`] on every other selected
-//!   host through [`crate::fleet::run`] while [`pump`] streams the large files once per wave
-//!   of `--forks` hosts.
+//!   stops here: nothing is written anywhere), then [`replicate`] to every other selected
+//!   host: each destination's job runs through [`crate::fleet::run`] while the large files
+//!   are streamed once per wave of `--forks` hosts.
 //! - `copy`: the same with the controller's own files as the source ([`LocalTarget`]).
 //! - `slurp`: per host of `--from`, fetch each path into `DIR/HOST/PATH`, or return
 //!   Ansible-slurp JSON (`--json`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{FilesCommand, host_job, hub, pump, scan_source};
+use super::{Config, finish, no_hosts, run_on_specs};
 use crate::error::{Error, ExitCode, Result};
-use crate::fleet::resolve::resolve_targets;
-use crate::fleet::{HostCtx, HostOutcome, RunOptions, block_on, connector_for};
+use crate::events::HostOutcome;
+use crate::fleet::{self, HostCtx, block_on};
+use crate::inventory::conn::ConnSpec;
 use crate::ops::copy::{CopyOptions, HostReport, SourceSet};
+use crate::ops::replicate::{FilesCommand, replicate, scan_source};
 use crate::ops::slurp;
-use crate::report::Reporter;
-use crate::run::{GlobalConfig, OutputMode};
+use crate::report::OutputMode;
 use crate::target::local::LocalTarget;
 use crate::target::{Target, TargetError};
 
 /// Run one files command.
-pub fn execute(g: &GlobalConfig, cmd: &FilesCommand) -> Result<ExitCode> {
+pub fn execute(g: &Config, cmd: &FilesCommand) -> Result<ExitCode> {
     match cmd {
         FilesCommand::Slurp {
             from,
@@ -47,7 +48,7 @@ pub fn execute(g: &GlobalConfig, cmd: &FilesCommand) -> Result<ExitCode> {
     }
 }
 
-fn with_global(opts: &CopyOptions, g: &GlobalConfig) -> CopyOptions {
+fn with_global(opts: &CopyOptions, g: &Config) -> CopyOptions {
     CopyOptions {
         check: g.check,
         diff: g.diff,
@@ -76,74 +77,75 @@ pub fn outcome(r: &HostReport, diff: bool) -> HostOutcome {
     o
 }
 
-fn no_hosts(pattern: &str) -> ExitCode {
-    eprintln!("[WARNING]: No hosts matched pattern {pattern:?}, nothing to do");
-    ExitCode::Ok
-}
-
-/// Run `host_job` on `specs` via the fleet runner, with `pump` streaming from `src`.
+/// [`replicate`] `set` from `src` to `specs`, each destination's job run by the fleet runner.
 async fn fan_out_to_fleet<S: Target>(
-    g: &GlobalConfig,
+    g: &Config,
     src: &S,
     set: SourceSet,
-    specs: Vec<crate::inventory::conn::ConnSpec>,
+    specs: Vec<ConnSpec>,
     opts: CopyOptions,
     title: &str,
 ) -> ExitCode {
-    let connector = connector_for(g);
-    let mut reporter = Reporter::for_global(g).with_title(title);
-    let run_opts = RunOptions::from_global(g);
-    let (hub, tickets) = hub::Hub::new(set.streamed().len(), specs.len(), run_opts.forks);
-    // One ticket per host name; a job takes its own. Tickets of jobs that never run are
-    // dropped with the job closure when the runner returns.
-    let pool: HashMap<String, hub::Ticket> =
-        specs.iter().map(|s| s.name.clone()).zip(tickets).collect();
-    let pool = Arc::new(Mutex::new(pool));
-    let set = Arc::new(set);
-    let opts = Arc::new(opts);
-    let diff = g.diff;
-    let job = {
-        let set = Arc::clone(&set);
-        move |ctx: Arc<HostCtx>| {
-            let ticket = pool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(ctx.host());
-            let set = Arc::clone(&set);
-            let opts = Arc::clone(&opts);
-            async move {
-                let Some(ticket) = ticket else {
-                    return Ok(HostOutcome::failed(ctx.host(), "internal error: no ticket"));
-                };
-                let t = ctx.target().await?;
-                let report = host_job(t, &set, &opts, ticket).await;
-                Ok(outcome(&report, diff))
-            }
-        }
-    };
-    let (recap, errors) = tokio::join!(
-        crate::fleet::run(specs, &connector, &run_opts, &mut reporter, job),
-        pump(src, &set, &hub)
+    let connector = g.connector();
+    let mut reporter = g.reporter().with_title(title);
+    // Destination number by host name: a job takes its own place in the replication.
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect(),
     );
+    let diff = g.diff;
+    let dests = specs.len();
+    let (recap, errors) = replicate(
+        src,
+        Arc::new(set),
+        Arc::new(opts),
+        dests,
+        g.run.forks,
+        |dispatch| {
+            fleet::run(
+                specs,
+                &connector,
+                &g.run,
+                &mut reporter,
+                move |ctx: Arc<HostCtx>| {
+                    let job = index.get(ctx.host()).and_then(|&i| dispatch.take(i));
+                    async move {
+                        let Some(job) = job else {
+                            return Ok(HostOutcome::failed(
+                                ctx.host(),
+                                "internal error: no ticket",
+                            ));
+                        };
+                        let t = ctx.target().await?;
+                        Ok(outcome(&job.run(t).await, diff))
+                    }
+                },
+            )
+        },
+    )
+    .await;
     for e in &errors {
         reporter.warn(&format!("source failed while streaming: {e}"));
     }
-    reporter.finish(&recap)
+    finish(&mut reporter, &recap)
 }
 
 fn run_replicate(
-    g: &GlobalConfig,
+    g: &Config,
     from: &str,
     pattern: &str,
     paths: &[String],
     opts: &CopyOptions,
 ) -> Result<ExitCode> {
     // The source is named on its own; --limit selects destinations only.
-    let src_global = GlobalConfig {
+    let src_global = Config {
         limit: None,
         ..g.clone()
     };
-    let mut sources = resolve_targets(&src_global, from)?;
+    let mut sources = src_global.resolve(from)?;
     if sources.len() != 1 {
         return Err(Error::Usage(format!(
             "--from must select exactly one host; {from:?} selects {}",
@@ -151,7 +153,8 @@ fn run_replicate(
         )));
     }
     let src_spec = sources.remove(0);
-    let specs: Vec<_> = resolve_targets(g, pattern)?
+    let specs: Vec<_> = g
+        .resolve(pattern)?
         .into_iter()
         .filter(|s| s.name != src_spec.name)
         .collect();
@@ -160,11 +163,12 @@ fn run_replicate(
     }
     let opts = with_global(opts, g);
     block_on(async move {
-        let ctx = HostCtx::new(src_spec, connector_for(g));
-        let src = ctx
-            .target()
-            .await
-            .map_err(|e| Error::Other(format!("source {}: {e}", ctx.host())))?;
+        let ctx = HostCtx::new(src_spec, g.connector());
+        let src = ctx.target().await.map_err(|e| Error::Host {
+            what: "source",
+            host: ctx.host().to_string(),
+            source: e,
+        })?;
         let (set, warnings) = scan_source(src, paths, opts.recurse).await?;
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
@@ -193,13 +197,8 @@ fn absolute_local(p: &str) -> Result<String> {
     Ok(s)
 }
 
-fn run_copy(
-    g: &GlobalConfig,
-    pattern: &str,
-    sources: &[String],
-    opts: &CopyOptions,
-) -> Result<ExitCode> {
-    let specs = resolve_targets(g, pattern)?;
+fn run_copy(g: &Config, pattern: &str, sources: &[String], opts: &CopyOptions) -> Result<ExitCode> {
+    let specs = g.resolve(pattern)?;
     if specs.is_empty() {
         return Ok(no_hosts(pattern));
     }
@@ -219,13 +218,13 @@ fn run_copy(
 }
 
 fn run_slurp(
-    g: &GlobalConfig,
+    g: &Config,
     from: &str,
     paths: &[String],
     dest: Option<&std::path::Path>,
     limit: u64,
 ) -> Result<ExitCode> {
-    if dest.is_none() && g.output != OutputMode::Json {
+    if dest.is_none() && g.report.output != OutputMode::Json {
         return Err(Error::Usage(
             "slurp: give --dest DIR to fetch files, or --json to print them".into(),
         ));
@@ -233,7 +232,7 @@ fn run_slurp(
     for p in paths {
         crate::files::spec::check_path(p).map_err(|e| Error::Usage(e.to_string()))?;
     }
-    let specs = resolve_targets(g, from)?;
+    let specs = g.resolve(from)?;
     if specs.is_empty() {
         return Ok(no_hosts(from));
     }
@@ -241,50 +240,44 @@ fn run_slurp(
     if let Some(d) = &dest {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d.display(), e))?;
     }
-    let connector = connector_for(g);
     let title = if dest.is_some() { "fetch" } else { "slurp" };
-    let mut reporter = Reporter::for_global(g).with_title(title);
-    let run_opts = RunOptions::from_global(g);
+    let reporter = g.reporter().with_title(title);
     let paths = Arc::new(paths.to_vec());
     let check = g.check;
-    Ok(block_on(async move {
-        let recap = crate::fleet::run(specs, &connector, &run_opts, &mut reporter, move |ctx| {
-            let paths = Arc::clone(&paths);
-            let dest = dest.clone();
-            async move {
-                let t = ctx.target().await?;
-                let mut results = Vec::new();
-                let mut errors = Vec::new();
-                let mut changed = false;
-                for p in paths.iter() {
-                    let r = match &dest {
-                        Some(d) => slurp::fetch(t, p, d, check).await.map(|f| {
-                            changed |= f.changed;
-                            f.to_json()
-                        }),
-                        None => slurp::slurp(t, p, limit).await.map(|s| s.to_ansible()),
-                    };
-                    match r {
-                        Ok(v) => results.push(v),
-                        Err(e @ TargetError::Unreachable(_)) => return Err(e),
-                        Err(e) => errors.push(e.to_string()),
-                    }
-                }
-                let result = if results.len() == 1 && errors.is_empty() {
-                    results.pop().unwrap_or_default()
-                } else {
-                    json!({ "results": results })
+    Ok(run_on_specs(g, specs, reporter, move |ctx| {
+        let paths = Arc::clone(&paths);
+        let dest = dest.clone();
+        async move {
+            let t = ctx.target().await?;
+            let mut results = Vec::new();
+            let mut errors = Vec::new();
+            let mut changed = false;
+            for p in paths.iter() {
+                let r = match &dest {
+                    Some(d) => slurp::fetch(t, p, d, check).await.map(|f| {
+                        changed |= f.changed;
+                        f.to_json()
+                    }),
+                    None => slurp::slurp(t, p, limit).await.map(|s| s.to_ansible()),
                 };
-                Ok(if !errors.is_empty() {
-                    HostOutcome::failed(ctx.host(), errors.join("; ")).with_result(result)
-                } else if changed {
-                    HostOutcome::changed(ctx.host(), result)
-                } else {
-                    HostOutcome::ok(ctx.host(), result)
-                })
+                match r {
+                    Ok(v) => results.push(v),
+                    Err(e @ TargetError::Unreachable(_)) => return Err(e),
+                    Err(e) => errors.push(e.to_string()),
+                }
             }
-        })
-        .await;
-        reporter.finish(&recap)
+            let result = if results.len() == 1 && errors.is_empty() {
+                results.pop().unwrap_or_default()
+            } else {
+                json!({ "results": results })
+            };
+            Ok(if !errors.is_empty() {
+                HostOutcome::failed(ctx.host(), errors.join("; ")).with_result(result)
+            } else if changed {
+                HostOutcome::changed(ctx.host(), result)
+            } else {
+                HostOutcome::ok(ctx.host(), result)
+            })
+        }
     }))
 }

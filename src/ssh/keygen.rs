@@ -40,12 +40,6 @@ pub enum KeygenError {
     PassphraseEnv(String),
 }
 
-impl From<KeygenError> for crate::error::Error {
-    fn from(e: KeygenError) -> Self {
-        crate::error::Error::Other(e.to_string())
-    }
-}
-
 type KResult<T> = Result<T, KeygenError>;
 
 fn file_err(path: &Path, msg: impl fmt::Display) -> KeygenError {

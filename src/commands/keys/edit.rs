@@ -1,27 +1,22 @@
 //! Drivers of `keys list` and `keys add|remove|set`: resolve the hosts, resolve key sources
 //! once on the controller, then run per host over its SSH connection — listing with
-//! [`super::list`], editing with the single-host operation
+//! [`crate::ops::keys::list`], editing with the single-host operation
 //! [`crate::ops::authorized_key::apply`] (the same one the Ansible module runs).
 
 use serde_json::{Value, json};
 
 use crate::authorized_keys::State;
+use crate::commands::{Config, run_on_hosts};
 use crate::error::{ExitCode, Result};
-use crate::fleet::{self, HostOutcome, RunOptions, resolve::resolve_targets};
+use crate::events::HostOutcome;
 use crate::ops::authorized_key::{
     AuthorizedKeyParams, AuthorizedKeyResult, OpError, RunMode, fetch_keys,
 };
-use crate::report::{LineStyle, Reporter, format_task_line};
-use crate::run::GlobalConfig;
+use crate::ops::keys::list::{Listing, list};
+use crate::report::{LineStyle, format_task_line};
 
-use super::list::{Listing, list};
 use super::source::{joined_text, resolve_all};
 use super::{EditAction, EditConfig, FileOptions, ListConfig};
-
-pub(super) fn no_hosts(pattern: &str) -> ExitCode {
-    eprintln!("[WARNING]: No hosts matched pattern {pattern:?}, nothing to do");
-    ExitCode::Ok
-}
 
 /// Fetch a URL key source on the controller (TLS certificates verified).
 pub(super) fn fetch(url: &str) -> std::result::Result<String, String> {
@@ -88,13 +83,9 @@ fn edit_outcome(host: &str, r: &AuthorizedKeyResult, with_diff: bool) -> HostOut
 }
 
 /// `keys add|remove|set`.
-pub fn edit(g: &GlobalConfig, cfg: &EditConfig) -> Result<ExitCode> {
+pub fn edit(g: &Config, cfg: &EditConfig) -> Result<ExitCode> {
     let resolved = resolve_all(&cfg.keys, &fetch)?;
     let text = joined_text(&resolved);
-    let specs = resolve_targets(g, &cfg.hosts.pattern)?;
-    if specs.is_empty() {
-        return Ok(no_hosts(&cfg.hosts.pattern));
-    }
     let mut params = edit_params(&cfg.user, vec![text], &cfg.file);
     params.key_options = cfg.key_options.clone();
     params.comment = cfg.comment.clone();
@@ -112,26 +103,20 @@ pub fn edit(g: &GlobalConfig, cfg: &EditConfig) -> Result<ExitCode> {
         EditAction::Remove => "keys remove",
         EditAction::Set => "keys set (exclusive)",
     };
-    let connector = fleet::connector_for(g);
-    let mut reporter = Reporter::for_global(g).with_title(title);
-    let opts = RunOptions::from_global(g);
+    let reporter = g.reporter().with_title(title);
     let with_diff = g.diff;
-    Ok(fleet::block_on(async move {
-        let recap = fleet::run(specs, &connector, &opts, &mut reporter, move |ctx| {
-            let params = params.clone();
-            async move {
-                let t = ctx.target().await?;
-                Ok(
-                    match crate::ops::authorized_key::apply(t, &params, mode).await {
-                        Ok(r) => edit_outcome(ctx.host(), &r, with_diff),
-                        Err(e) => op_failure(ctx.host(), &e, ""),
-                    },
-                )
-            }
-        })
-        .await;
-        reporter.finish(&recap)
-    }))
+    run_on_hosts(g, &cfg.hosts.pattern, reporter, move |ctx| {
+        let params = params.clone();
+        async move {
+            let t = ctx.target().await?;
+            Ok(
+                match crate::ops::authorized_key::apply(t, &params, mode).await {
+                    Ok(r) => edit_outcome(ctx.host(), &r, with_diff),
+                    Err(e) => op_failure(ctx.host(), &e, ""),
+                },
+            )
+        }
+    })
 }
 
 /// Text lines of a listing: the file, then one line per key.
@@ -159,44 +144,34 @@ pub fn format_listing(l: &Listing) -> String {
 }
 
 /// `keys list`.
-pub fn list_keys(g: &GlobalConfig, cfg: &ListConfig) -> Result<ExitCode> {
-    let specs = resolve_targets(g, &cfg.hosts.pattern)?;
-    if specs.is_empty() {
-        return Ok(no_hosts(&cfg.hosts.pattern));
-    }
-    let connector = fleet::connector_for(g);
+pub fn list_keys(g: &Config, cfg: &ListConfig) -> Result<ExitCode> {
     let diff = g.diff;
-    let mut reporter =
-        Reporter::for_global(g)
-            .with_title("keys list")
-            .with_style(LineStyle::Custom(Box::new(move |o, v| {
-                let mut s = format_task_line(o, v, diff);
-                if v == 0
-                    && let Ok(l) = serde_json::from_value::<ListingView>(o.result.clone())
-                {
-                    s.push('\n');
-                    s.push_str(&format_listing(&l.into()));
-                }
-                s
-            })));
-    let opts = RunOptions::from_global(g);
+    let reporter = g
+        .reporter()
+        .with_title("keys list")
+        .with_style(LineStyle::Custom(Box::new(move |o, v| {
+            let mut s = format_task_line(o, v, diff);
+            if v == 0
+                && let Ok(l) = serde_json::from_value::<ListingView>(o.result.clone())
+            {
+                s.push('\n');
+                s.push_str(&format_listing(&l.into()));
+            }
+            s
+        })));
     let user = cfg.user.clone();
     let path = cfg.path.clone();
-    Ok(fleet::block_on(async move {
-        let recap = fleet::run(specs, &connector, &opts, &mut reporter, move |ctx| {
-            let user = user.clone();
-            let path = path.clone();
-            async move {
-                let t = ctx.target().await?;
-                let user = user.unwrap_or_else(|| t.session().user.clone());
-                let l = list(t, &user, path.as_deref()).await?;
-                let v = serde_json::to_value(&l).unwrap_or(Value::Null);
-                Ok(HostOutcome::ok(ctx.host(), v))
-            }
-        })
-        .await;
-        reporter.finish(&recap)
-    }))
+    run_on_hosts(g, &cfg.hosts.pattern, reporter, move |ctx| {
+        let user = user.clone();
+        let path = path.clone();
+        async move {
+            let t = ctx.target().await?;
+            let user = user.unwrap_or_else(|| t.session().user.clone());
+            let l = list(t, &user, path.as_deref()).await?;
+            let v = serde_json::to_value(&l).unwrap_or(Value::Null);
+            Ok(HostOutcome::ok(ctx.host(), v))
+        }
+    })
 }
 
 /// [`Listing`] read back from a host result (for the text formatter).
@@ -227,7 +202,7 @@ impl From<ListingView> for Listing {
             keys: v
                 .keys
                 .into_iter()
-                .map(|k| super::list::ListedKey {
+                .map(|k| crate::ops::keys::list::ListedKey {
                     line: k.line,
                     fingerprint: k.fingerprint,
                     key_type: k.key_type,
@@ -264,7 +239,7 @@ mod tests {
 
     #[test]
     fn listing_text_round_trips_through_json() {
-        let l = super::super::list::listing("deploy", "/k", Some(&format!("no-pty {ED1}\n")));
+        let l = crate::ops::keys::list::listing("deploy", "/k", Some(&format!("no-pty {ED1}\n")));
         let v: ListingView = serde_json::from_value(serde_json::to_value(&l).unwrap()).unwrap();
         let back: Listing = v.into();
         assert_eq!(back, l);

@@ -8,9 +8,9 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::Inventory;
+use super::Config;
 use crate::error::{Error, ExitCode, Result};
-use crate::run::GlobalConfig;
+use crate::inventory::Inventory;
 
 fn warn(msgs: &[String]) {
     let mut err = std::io::stderr().lock();
@@ -21,10 +21,10 @@ fn warn(msgs: &[String]) {
 
 /// JSON as `ansible-inventory` prints it: sorted keys, 4-space indentation.
 pub fn render_json(v: &Value) -> String {
-    super::json_out::render(v)
+    crate::inventory::json_out::render(v)
 }
 
-fn load(global: &GlobalConfig) -> Result<Inventory> {
+fn load(global: &Config) -> Result<Inventory> {
     let inv = Inventory::load(&global.inventory)?;
     warn(inv.warnings());
     Ok(inv)
@@ -38,7 +38,7 @@ fn print(s: &str) -> Result<()> {
 }
 
 /// `inventory --list`: every group and host (restricted by `--limit`), with host variables.
-pub fn list(global: &GlobalConfig) -> Result<ExitCode> {
+pub fn list(global: &Config) -> Result<ExitCode> {
     let inv = load(global)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     inv.write_list_json(global.limit.as_deref(), &mut out)?;
@@ -52,7 +52,7 @@ pub fn list(global: &GlobalConfig) -> Result<ExitCode> {
 
 /// `inventory --host H`: one host's merged variables. Like `ansible-inventory --host`, the
 /// argument is a pattern that must select exactly one host, and `--limit` is ignored.
-pub fn host(global: &GlobalConfig, host: &str) -> Result<ExitCode> {
+pub fn host(global: &Config, host: &str) -> Result<ExitCode> {
     let inv = load(global)?;
     let (hosts, warnings) = inv.select_with_warnings(host, None)?;
     warn(&warnings);
@@ -67,7 +67,7 @@ pub fn host(global: &GlobalConfig, host: &str) -> Result<ExitCode> {
 }
 
 /// `hosts PATTERN`: the selected host names, one per line, in Ansible's order.
-pub fn hosts(global: &GlobalConfig, pattern: &str) -> Result<ExitCode> {
+pub fn hosts(global: &Config, pattern: &str) -> Result<ExitCode> {
     let inv = load(global)?;
     let all_empty = inv.host_names().is_empty();
     if all_empty {
@@ -76,7 +76,7 @@ pub fn hosts(global: &GlobalConfig, pattern: &str) -> Result<ExitCode> {
     let (hosts, warnings) = inv.select_with_warnings(pattern, global.limit.as_deref())?;
     warn(&warnings);
     if hosts.is_empty() && !all_empty {
-        return Err(Error::Other(
+        return Err(Error::NoHosts(
             "Specified inventory, host pattern and/or --limit leaves us with no hosts to target."
                 .into(),
         ));
