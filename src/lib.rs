@@ -5,14 +5,15 @@
 //! parallel, and the Ansible binary modules ([`module`]) run the same operations on the local
 //! host. See `ARCHITECTURE.md` for the layers; in short, bottom up:
 //!
-//! - single-host core (also in the module binaries): [`authorized_keys`] and [`files`] (pure
-//!   models), [`target`] (the host abstraction and the local host), [`ops`], [`module`];
+//! - single-host core (also in the module binaries): [`authorized_keys`], [`files`] and
+//!   [`known_hosts`] (file models), [`target`] (the host abstraction and the local host), [`ops`], [`module`];
 //! - controller (feature `controller`): `inventory`, `ssh` (transport and `SshTarget`),
 //!   `events`, `fleet` (runner), `report`, `error`, `commands` (drivers), `run`, `cli`;
 //! - `testfleet` (feature `testfleet`): a local fleet of real sshd hosts for tests and demos.
 
 pub mod authorized_keys;
 pub mod files;
+pub mod known_hosts;
 pub mod module;
 pub mod ops;
 pub mod target;

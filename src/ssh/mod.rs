@@ -1,7 +1,8 @@
 //! SSH connections: connect, authenticate (key files, agent), verify host keys against
 //! known_hosts, timeouts and retries.
 //!
-//! - [`known_hosts`]: pure known_hosts parsing and lookup.
+//! - [`known_hosts`]: known_hosts parsing and lookup (re-exported from the core module
+//!   `crate::known_hosts`, so the module binaries can use it).
 //! - [`keys`]: private key loading (OpenSSH/PEM/PKCS#8, encrypted with a passphrase from an
 //!   env var or a TTY prompt), cached per process.
 //! - [`client`]: [`Connector`] (shared per run: config, key cache, known_hosts cache) opens
@@ -21,12 +22,13 @@
 pub mod client;
 pub mod keygen;
 pub mod keys;
-pub mod known_hosts;
 pub mod target;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The known_hosts format lives in the single-host core (modules can use it too).
+pub use crate::known_hosts;
 pub use client::{Connector, Session};
 
 use crate::inventory::conn::HostKeyPolicy;
