@@ -1,8 +1,8 @@
-//! [`SshTarget`]: the [`super::Target`] trait over one russh connection.
+//! [`SshTarget`]: the [`crate::target::Target`] trait over one russh connection.
 //!
 //! Files go over SFTP (one lazily opened session per connection; with `become`, sftp-server
 //! runs under `sudo -n -u USER` on an exec channel instead of the subsystem). Everything else
-//! is `exec` of an argv whose every word is quoted with [`super::shell_quote`] — user input
+//! is `exec` of an argv whose every word is quoted with [`crate::target::shell_quote`] — user input
 //! never reaches the remote shell unquoted.
 //!
 //! `write_atomic`: exclusive temp file `.NAME.sshfleet-RANDOM.tmp` in the destination
@@ -65,7 +65,7 @@ struct Sftp {
     locked_dir: Option<String>,
 }
 
-/// The [`super::Target`] trait over one SSH connection.
+/// The [`crate::target::Target`] trait over one SSH connection.
 pub struct SshTarget {
     session: Arc<Session>,
     /// `[sudo, flags.., -u, USER, --]` when become is on.
