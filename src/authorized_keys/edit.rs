@@ -5,9 +5,14 @@
 //! `ansible.posix.authorized_key`):
 //! - a key's identity is its decoded blob; options and comment decide whether its line must
 //!   be rewritten;
-//! - `present`: a key not in the file is appended after every existing line, in the order
-//!   given; a key whose line differs (type, options, comment) is rewritten in place; further
-//!   lines with the same key are removed (sshd would otherwise still honour their options);
+//! - `present`: the supplied keys are applied one after the other, as upstream does: a key
+//!   not in the file is appended after every existing line; a key whose line differs (type,
+//!   options, comment) is removed from where it is and appended, so appended keys end up in
+//!   the order of their last change; a key supplied twice with different comments is
+//!   rewritten twice. With [`EditSpec::keep_position`] a differing line is rewritten in place
+//!   instead and a key supplied several times counts once (its last occurrence). Either way,
+//!   further lines with the same key are removed (sshd would otherwise still honour their
+//!   options);
 //! - `absent`: every line with the key is removed;
 //! - `exclusive` (with `present`): every other key line is removed, and so are lines that are
 //!   not keys, except comment and blank lines when `keep_comments` is set;
@@ -18,7 +23,7 @@ use std::collections::HashSet;
 use super::KeyError;
 use super::file::{AuthorizedKeys, LineKind};
 use super::options::KeyOptions;
-use super::pubkey::{PublicKey, normalize_comment};
+use super::pubkey::{KeyCheck, PublicKey, normalize_comment};
 
 /// `state` of the authorized_key operation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +46,12 @@ pub struct EditSpec {
     pub key_options: Option<String>,
     /// Replaces the comment of every supplied key.
     pub comment: Option<String>,
+    /// Lines of the file are read with this check (`key_options` names are checked only when
+    /// strict); the supplied keys were parsed with it too.
+    pub check: KeyCheck,
+    /// Rewrite a differing key where it is (instead of moving it to the end, as upstream
+    /// does) and collapse a key supplied several times to its last occurrence.
+    pub keep_position: bool,
 }
 
 /// The result of an edit.
@@ -60,13 +71,15 @@ pub struct EditOutcome {
 }
 
 /// The keys as they should appear: `key_options` and `comment` applied, comments taken from
-/// the supplied keys whitespace-normalized, duplicates collapsed (the last one wins, as in
-/// ansible.posix).
+/// the supplied keys whitespace-normalized; with `keep_position` duplicates are collapsed
+/// (the last one wins, where it is).
 pub fn desired_keys(keys: &[PublicKey], spec: &EditSpec) -> Result<Vec<PublicKey>, KeyError> {
     let options = match &spec.key_options {
         Some(s) => {
             let o = KeyOptions::parse(s).map_err(KeyError::KeyOptions)?;
-            o.check_names().map_err(KeyError::KeyOptions)?;
+            if spec.check == KeyCheck::Strict {
+                o.check_names().map_err(KeyError::KeyOptions)?;
+            }
             Some(o)
         }
         None => None,
@@ -90,7 +103,9 @@ pub fn desired_keys(keys: &[PublicKey], spec: &EditSpec) -> Result<Vec<PublicKey
             Some(c) => c.clone(),
             None => normalize_comment(&k.comment),
         };
-        out.retain(|e| e.blob != d.blob);
+        if spec.keep_position {
+            out.retain(|e| e.blob != d.blob);
+        }
         out.push(d);
     }
     Ok(out)
@@ -107,35 +122,50 @@ pub fn apply_edit(
     if exclusive && want.is_empty() {
         return Err(KeyError::EmptyExclusive);
     }
-    let mut file = current.map(AuthorizedKeys::parse).unwrap_or_default();
+    let mut file = current
+        .map(|c| AuthorizedKeys::parse_with(c, spec.check))
+        .unwrap_or_default();
     let mut keep = vec![true; file.lines.len()];
     let mut out = EditOutcome::default();
     let wanted: HashSet<&[u8]> = want.iter().map(|k| k.blob.as_slice()).collect();
     let mut appended: Vec<String> = Vec::new();
+    // A fingerprint once per list.
+    let note = |list: &mut Vec<String>, k: &PublicKey| {
+        let fp = k.fingerprint();
+        if !list.contains(&fp) {
+            list.push(fp);
+        }
+    };
 
     match spec.state {
         State::Present => {
-            for d in &want {
+            // Appended keys with the index of the supplied key that last changed them.
+            let mut tail: Vec<(usize, PublicKey)> = Vec::new();
+            for (rank, d) in want.iter().enumerate() {
+                if let Some(pos) = tail.iter().position(|(_, k)| k.blob == d.blob) {
+                    // Supplied before in this task (upstream mode only).
+                    if !tail[pos].1.same_entry(d) {
+                        tail.remove(pos);
+                        tail.push((rank, d.clone()));
+                        note(&mut out.updated, d);
+                    }
+                    continue;
+                }
                 let idxs: Vec<usize> = file
                     .lines
                     .iter()
                     .enumerate()
-                    .filter(|(_, l)| matches!(&l.kind, LineKind::Key(k) if k.blob == d.blob))
+                    .filter(|(i, l)| {
+                        keep[*i] && matches!(&l.kind, LineKind::Key(k) if k.blob == d.blob)
+                    })
                     .map(|(i, _)| i)
                     .collect();
                 let Some((&first, dups)) = idxs.split_first() else {
-                    appended.push(d.render());
-                    out.added.push(d.fingerprint());
+                    tail.push((rank, d.clone()));
+                    note(&mut out.added, d);
                     continue;
                 };
-                let line = &mut file.lines[first];
-                let same = matches!(&line.kind, LineKind::Key(k) if k.same_entry(d));
-                if !same {
-                    line.text = format!("{}\n", d.render());
-                    line.kind = LineKind::Key(d.clone());
-                    out.updated.push(d.fingerprint());
-                }
-                let first_no = line.number;
+                let first_no = file.lines[first].number;
                 for &i in dups {
                     keep[i] = false;
                     out.warnings.push(format!(
@@ -144,7 +174,21 @@ pub fn apply_edit(
                         d.fingerprint()
                     ));
                 }
+                let line = &mut file.lines[first];
+                if matches!(&line.kind, LineKind::Key(k) if k.same_entry(d)) {
+                    continue;
+                }
+                note(&mut out.updated, d);
+                if spec.keep_position {
+                    line.text = format!("{}\n", d.render());
+                    line.kind = LineKind::Key(d.clone());
+                } else {
+                    keep[first] = false;
+                    tail.push((rank, d.clone()));
+                }
             }
+            tail.sort_by_key(|(rank, _)| *rank);
+            appended = tail.iter().map(|(_, k)| k.render()).collect();
             if exclusive {
                 for (i, l) in file.lines.iter().enumerate() {
                     match &l.kind {
@@ -205,6 +249,13 @@ pub fn apply_edit(
         None => !content.is_empty(),
         Some(c) => c != content,
     };
+    if !out.changed {
+        // A key supplied twice with different comments is rewritten twice (upstream's order)
+        // and may end as it was: nothing was done then.
+        out.added.clear();
+        out.updated.clear();
+        out.removed.clear();
+    }
     out.content = content;
     Ok(out)
 }
@@ -219,14 +270,122 @@ mod tests {
         parse_key_list(text).unwrap()
     }
 
+    /// The CLI's edit: strict keys, differing lines rewritten in place.
     fn spec(f: impl FnOnce(&mut EditSpec)) -> EditSpec {
-        let mut s = EditSpec::default();
+        let mut s = EditSpec {
+            keep_position: true,
+            ..EditSpec::default()
+        };
         f(&mut s);
         s
     }
 
     fn present() -> EditSpec {
-        EditSpec::default()
+        spec(|_| {})
+    }
+
+    /// The module's default edit: ansible.posix's order and leniency.
+    fn upstream(f: impl FnOnce(&mut EditSpec)) -> EditSpec {
+        let mut s = EditSpec {
+            check: KeyCheck::Lenient,
+            ..EditSpec::default()
+        };
+        f(&mut s);
+        s
+    }
+
+    fn lenient_keys(text: &str) -> Vec<PublicKey> {
+        crate::authorized_keys::parse_key_list_with(text, KeyCheck::Lenient).unwrap()
+    }
+
+    /// ansible.posix's own integration target, step by step (the file content after each
+    /// task is what upstream's module writes, minus its re-rendering of untouched lines).
+    #[test]
+    fn upstream_order_and_leniency() {
+        let existing = "# I like candy\nssh-rsa somekeydata somekeyalias\n# It is a very pleasant temperature outside today.\nssh-rsa otherkeydata otherkeyalias\n\n";
+        let base = "ssh-rsa DATA_BASIC 1@testing\nssh-dss DATA_TRAILING 2@testing foo bar baz\nssh-dss DATA_TRAILING 3@testing foo bar baz\necdsa-sha2-nistp521 ECDSA_DATA 4@testing\n";
+        let order2 = "ssh-dss DATA_TRAILING 2@testing foo bar baz\nssh-rsa WHATEVER 2.5@testing\nssh-dss DATA_TRAILING 3@testing foo bar baz\nssh-rsa DATA_BASIC 1@testing\necdsa-sha2-nistp521 ECDSA_DATA 4@testing\n";
+        let order = "ssh-dss DATA_TRAILING 2@testing foo bar baz\nssh-dss DATA_TRAILING 3@testing foo bar baz\nssh-rsa DATA_BASIC 1@testing\necdsa-sha2-nistp521 ECDSA_DATA 4@testing\n";
+        let run = |old: Option<&str>, keys: &str, s: EditSpec| {
+            apply_edit(old, &lenient_keys(keys), &s).unwrap()
+        };
+        let got = run(Some(existing), order2, upstream(|_| {}));
+        assert!(got.changed);
+        assert_eq!(
+            got.content,
+            format!(
+                "{existing}ssh-rsa WHATEVER 2.5@testing\nssh-dss DATA_TRAILING 3@testing foo bar baz\nssh-rsa DATA_BASIC 1@testing\necdsa-sha2-nistp521 ECDSA_DATA 4@testing\n"
+            )
+        );
+        let got = run(Some(""), base, upstream(|_| {}));
+        let after_base = "ssh-rsa DATA_BASIC 1@testing\nssh-dss DATA_TRAILING 3@testing foo bar baz\necdsa-sha2-nistp521 ECDSA_DATA 4@testing\n";
+        assert_eq!(got.content, after_base);
+        // The same keys in another order, the duplicate first: upstream rewrites the key twice
+        // and moves it to the end, so the file changes.
+        let got = run(Some(after_base), order, upstream(|_| {}));
+        assert!(got.changed);
+        assert_eq!(
+            got.content,
+            "ssh-rsa DATA_BASIC 1@testing\necdsa-sha2-nistp521 ECDSA_DATA 4@testing\nssh-dss DATA_TRAILING 3@testing foo bar baz\n"
+        );
+        // keep_position: nothing to do, the last occurrence is already there.
+        let got = run(
+            Some(after_base),
+            order,
+            upstream(|s| s.keep_position = true),
+        );
+        assert!(!got.changed);
+        // A rewritten key moves to the end; with keep_position it stays.
+        let two = "ssh-rsa A x\nssh-rsa B y\n";
+        let got = run(Some(two), "ssh-rsa A z", upstream(|_| {}));
+        assert_eq!(got.content, "ssh-rsa B y\nssh-rsa A z\n");
+        let got = run(
+            Some(two),
+            "ssh-rsa A z",
+            upstream(|s| s.keep_position = true),
+        );
+        assert_eq!(got.content, "ssh-rsa A z\nssh-rsa B y\n");
+        // Unknown option names are written as given; key_options replaces them.
+        let got = run(
+            Some(""),
+            "idle-timeout=5m ssh-dss DATA_UNQUOTED_OPTION root@testing",
+            upstream(|_| {}),
+        );
+        assert_eq!(
+            got.content,
+            "idle-timeout=5m ssh-dss DATA_UNQUOTED_OPTION root@testing\n"
+        );
+        let opts = r#"no-agent-forwarding,no-X11-forwarding,permitopen="10.9.8.1:8080",permitopen="10.9.8.1:9001""#;
+        let got = run(
+            Some("ssh-dss DATA_BASIC root@testing\n"),
+            "ssh-dss DATA_BASIC root@testing",
+            upstream(|s| s.key_options = Some(opts.into())),
+        );
+        assert_eq!(
+            got.content,
+            format!("{opts} ssh-dss DATA_BASIC root@testing\n")
+        );
+        assert!(
+            apply_edit(
+                None,
+                &lenient_keys("ssh-dss X y"),
+                &spec(|s| s.key_options = Some("idle-timeout=5m".into()))
+            )
+            .is_err(),
+            "strict checks key_options names"
+        );
+    }
+
+    #[test]
+    fn upstream_mode_is_idempotent() {
+        for (name, old, supplied, mut spec, _, _) in cases() {
+            spec.keep_position = false;
+            let k = keys(&supplied);
+            let once = apply_edit(old.as_deref(), &k, &spec).unwrap();
+            let twice = apply_edit(Some(&once.content), &k, &spec).unwrap();
+            assert_eq!(twice.content, once.content, "{name}");
+            assert!(!twice.changed, "{name}: second apply reported a change");
+        }
     }
 
     /// (name, old file or None, keys, spec, expected new content, expected changed)

@@ -3,7 +3,7 @@
 //! back exactly the input.
 
 use super::KeyError;
-use super::pubkey::PublicKey;
+use super::pubkey::{KeyCheck, PublicKey};
 
 /// What one line holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +33,20 @@ pub struct AuthorizedKeys {
     pub lines: Vec<Line>,
 }
 
-/// Classify one line (terminator may be included).
+/// Classify one line (terminator may be included), keys checked strictly.
 pub fn classify(text: &str) -> LineKind {
+    classify_with(text, KeyCheck::Strict)
+}
+
+/// Classify one line, keys checked as `check` says.
+pub fn classify_with(text: &str, check: KeyCheck) -> LineKind {
     let t = text.trim();
     if t.is_empty() {
         LineKind::Blank
     } else if t.starts_with('#') {
         LineKind::Comment
     } else {
-        match PublicKey::parse_line(text) {
+        match PublicKey::parse_line_with(text, check) {
             Ok(k) => LineKind::Key(k),
             Err(reason) => LineKind::Invalid(reason),
         }
@@ -51,13 +56,18 @@ pub fn classify(text: &str) -> LineKind {
 impl AuthorizedKeys {
     /// Parse text; never fails (lines that are not keys are kept as they are).
     pub fn parse(content: &str) -> AuthorizedKeys {
+        Self::parse_with(content, KeyCheck::Strict)
+    }
+
+    /// [`Self::parse`] with keys checked as `check` says.
+    pub fn parse_with(content: &str, check: KeyCheck) -> AuthorizedKeys {
         let lines = content
             .split_inclusive('\n')
             .enumerate()
             .map(|(i, text)| Line {
                 number: i + 1,
                 text: text.to_string(),
-                kind: classify(text),
+                kind: classify_with(text, check),
             })
             .collect();
         AuthorizedKeys { lines }

@@ -1,7 +1,9 @@
 //! One public key as it appears in an `authorized_keys` line or a `.pub` file:
 //! `[options] type base64-blob [comment]`. Parsing validates the blob (it must decode and
-//! carry the type string the line names), computes fingerprints like `ssh-keygen -lf`, and
-//! recognizes private key material so it can be refused without being echoed.
+//! carry the type string the line names) unless asked to be lenient as
+//! `ansible.posix.authorized_key` is ([`KeyCheck`]), computes fingerprints like
+//! `ssh-keygen -lf`, and recognizes private key material so it can be refused without being
+//! echoed.
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -20,10 +22,24 @@ pub struct PublicKey {
     pub key_type: String,
     /// The base64 blob as written.
     pub blob_b64: String,
-    /// The decoded blob: the key's identity.
+    /// The decoded blob: the key's identity. A blob that does not decode (accepted only by
+    /// [`KeyCheck::Lenient`]) is identified by its text: `blob` holds those bytes then.
     pub blob: Vec<u8>,
     /// Everything after the blob, trimmed (internal whitespace as written; may be empty).
     pub comment: String,
+}
+
+/// How strictly a key is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The blob must be base64 of a key of the type the line names, and option names must be
+    /// ones sshd knows (the CLI; the module's `validate_keys`).
+    #[default]
+    Strict,
+    /// As `ansible.posix.authorized_key`: a known key type followed by any blob word; option
+    /// names are not checked (the module's default; upstream's own tests use keys such as
+    /// `ssh-rsa DATA_BASIC root@testing` and the option `idle-timeout=5m`).
+    Lenient,
 }
 
 /// Base64 as OpenSSH writes it; padding optional on input.
@@ -91,8 +107,13 @@ pub fn looks_like_private_key(text: &str) -> bool {
 }
 
 impl PublicKey {
-    /// Parse one line (no line terminator): `[options] type blob [comment]`.
+    /// Parse one line (no line terminator): `[options] type blob [comment]`, strictly.
     pub fn parse_line(line: &str) -> Result<PublicKey, String> {
+        Self::parse_line_with(line, KeyCheck::Strict)
+    }
+
+    /// Parse one line checking the blob as `check` says.
+    pub fn parse_line_with(line: &str, check: KeyCheck) -> Result<PublicKey, String> {
         let line = line.trim_end_matches(['\r', '\n']).trim_matches(is_ws);
         if line.is_empty() {
             return Err("empty line".into());
@@ -128,7 +149,11 @@ impl PublicKey {
         if blob_b64.is_empty() {
             return Err(format!("no key data after the key type {key_type}"));
         }
-        let blob = check_blob(key_type, blob_b64)?;
+        let blob = match (check_blob(key_type, blob_b64), check) {
+            (Ok(b), _) => b,
+            (Err(_), KeyCheck::Lenient) => blob_b64.as_bytes().to_vec(),
+            (Err(e), KeyCheck::Strict) => return Err(e),
+        };
         Ok(PublicKey {
             options,
             key_type: key_type.to_string(),
@@ -191,8 +216,13 @@ pub(crate) fn excerpt(s: &str, n: usize) -> String {
 /// Parse a list of public keys: a key string, several newline-separated ones, or the content
 /// of a `.pub` / `authorized_keys`-style file. Blank lines and `#` lines are skipped; `\#`
 /// becomes `#` (an escape YAML users write). Private key material is refused without
-/// echoing any of it.
+/// echoing any of it. Keys are checked strictly.
 pub fn parse_key_list(text: &str) -> Result<Vec<PublicKey>, KeyError> {
+    parse_key_list_with(text, KeyCheck::Strict)
+}
+
+/// [`parse_key_list`] checking keys as `check` says (option names only when strict).
+pub fn parse_key_list_with(text: &str, check: KeyCheck) -> Result<Vec<PublicKey>, KeyError> {
     if looks_like_private_key(text) {
         return Err(KeyError::PrivateKey);
     }
@@ -204,8 +234,11 @@ pub fn parse_key_list(text: &str) -> Result<Vec<PublicKey>, KeyError> {
             continue;
         }
         let unescaped = line.replace(r"\#", "#");
-        let key = PublicKey::parse_line(&unescaped)
-            .and_then(|k| k.options.check_names().map(|()| k))
+        let key = PublicKey::parse_line_with(&unescaped, check)
+            .and_then(|k| match check {
+                KeyCheck::Strict => k.options.check_names().map(|()| k),
+                KeyCheck::Lenient => Ok(k),
+            })
             .map_err(|reason| KeyError::InvalidKey {
                 line: i + 1,
                 text: excerpt(t, 120),
@@ -317,6 +350,40 @@ mod tests {
         let keys = parse_key_list(&text).unwrap();
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[1].comment, "user1@example #1");
+    }
+
+    #[test]
+    fn lenient_accepts_any_blob_word_as_upstream() {
+        let k = PublicKey::parse_line_with(
+            r#"idle-timeout=5m ssh-dss DATA_UNQUOTED_OPTION root@testing"#,
+            KeyCheck::Lenient,
+        )
+        .unwrap();
+        assert_eq!(k.key_type, "ssh-dss");
+        assert_eq!(k.blob, b"DATA_UNQUOTED_OPTION");
+        assert_eq!(k.options.parts(), ["idle-timeout=5m"]);
+        assert_eq!(k.comment, "root@testing");
+        // A valid key is identified by its decoded blob either way.
+        let strict = PublicKey::parse_line(ED1).unwrap();
+        assert_eq!(
+            PublicKey::parse_line_with(ED1, KeyCheck::Lenient).unwrap(),
+            strict
+        );
+        // Still refused: unknown key types, a missing blob.
+        for bad in ["ssh-ed448 AAAA", "ssh-rsa", "no-pty foo DATA"] {
+            assert!(
+                PublicKey::parse_line_with(bad, KeyCheck::Lenient).is_err(),
+                "{bad}"
+            );
+        }
+        let keys = parse_key_list_with(
+            "ssh-rsa DATA_BASIC 1@testing\n# c\nidle-timeout=5m ssh-dss X y",
+            KeyCheck::Lenient,
+        )
+        .unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(parse_key_list("ssh-rsa DATA_BASIC 1@testing").is_err());
+        assert!(parse_key_list_with("idle-timeout=5m ssh-dss X y", KeyCheck::Strict).is_err());
     }
 
     #[test]

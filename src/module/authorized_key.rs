@@ -1,7 +1,8 @@
 //! `sshfleet_authorized_key`: a drop-in for `ansible.posix.authorized_key` (same options,
 //! defaults and return values) running [`crate::ops::authorized_key`] on the managed host,
-//! plus `keys` (a list of key sources, for exclusive sets in one task), `keep_comments` and
-//! `backup`. Deviations from upstream are listed in [`crate::authorized_keys`].
+//! plus `keys` (a list of key sources, for exclusive sets in one task), `keep_comments`,
+//! `backup`, and the opt-in stricter rules `validate_keys`, `keep_position` and
+//! `refuse_symlinks`. Deviations from upstream are listed in [`crate::authorized_keys`].
 
 use serde_json::{Map, Value};
 
@@ -13,7 +14,8 @@ use crate::target::local::LocalTarget;
 
 pub const NAME: &str = "sshfleet_authorized_key";
 
-/// The argument spec (ansible.posix's, plus `keys`, `keep_comments`, `backup`).
+/// The argument spec (ansible.posix's, plus `keys`, `keep_comments`, `backup`,
+/// `validate_keys`, `keep_position`, `refuse_symlinks`).
 pub fn spec() -> ModuleSpec {
     ModuleSpec {
         name: NAME,
@@ -33,6 +35,9 @@ pub fn spec() -> ModuleSpec {
             ArgSpec::new("follow", ArgType::Bool).default(false),
             ArgSpec::new("keep_comments", ArgType::Bool).default(false),
             ArgSpec::new("backup", ArgType::Bool).default(false),
+            ArgSpec::new("validate_keys", ArgType::Bool).default(false),
+            ArgSpec::new("keep_position", ArgType::Bool).default(false),
+            ArgSpec::new("refuse_symlinks", ArgType::Bool).default(false),
         ],
         mutually_exclusive: vec![vec!["key", "keys"]],
         required_one_of: vec![vec!["key", "keys"]],
@@ -65,6 +70,9 @@ pub fn op_params(inv: &Invocation) -> AuthorizedKeyParams {
     op.follow = p.bool("follow");
     op.keep_comments = p.bool("keep_comments");
     op.backup = p.bool("backup");
+    op.validate_keys = p.bool("validate_keys");
+    op.keep_position = p.bool("keep_position");
+    op.refuse_symlinks = p.bool("refuse_symlinks");
     op
 }
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::authorized_keys::{
-    EditOutcome, EditSpec, KeyError, PublicKey, State, apply_edit, looks_like_private_key,
-    parse_key_list,
+    EditOutcome, EditSpec, KeyCheck, KeyError, PublicKey, State, apply_edit,
+    looks_like_private_key, parse_key_list_with,
 };
 use crate::target::{Body, EditHint, Expect, FileKind, Target, TargetError, UserInfo, WriteSpec};
 
@@ -69,6 +69,17 @@ pub struct AuthorizedKeyParams {
     pub keep_comments: bool,
     /// Keep the previous file as `FILE.YYYY-MM-DD@HH:MM:SS~` before replacing it.
     pub backup: bool,
+    /// Check keys strictly (blob and option names, [`KeyCheck::Strict`]); upstream accepts
+    /// any blob word after a known key type.
+    pub validate_keys: bool,
+    /// Rewrite a differing key where it is instead of moving it to the end (upstream).
+    pub keep_position: bool,
+    /// Without `follow`, refuse to write when the file is a symlink; upstream (and the
+    /// default) replaces the symlink itself with a regular file, never touching its target.
+    pub refuse_symlinks: bool,
+    /// A `path` starting with `~/` is in `user`'s home (the CLI's `keys --path` rule; the
+    /// module's paths arrive expanded by Ansible's rule, for the user the module runs as).
+    pub tilde_is_user_home: bool,
 }
 
 impl AuthorizedKeyParams {
@@ -87,6 +98,19 @@ impl AuthorizedKeyParams {
             follow: false,
             keep_comments: false,
             backup: false,
+            validate_keys: false,
+            keep_position: false,
+            refuse_symlinks: false,
+            tilde_is_user_home: false,
+        }
+    }
+
+    /// The key check these parameters ask for.
+    pub fn key_check(&self) -> KeyCheck {
+        if self.validate_keys {
+            KeyCheck::Strict
+        } else {
+            KeyCheck::Lenient
         }
     }
 }
@@ -152,13 +176,16 @@ pub async fn apply<T: Target>(
     params: &AuthorizedKeyParams,
     mode: RunMode,
 ) -> Result<AuthorizedKeyResult, OpError> {
-    let keys = resolve_keys(target, &params.keys, params.validate_certs).await?;
+    let check = params.key_check();
+    let keys = resolve_keys(target, &params.keys, params.validate_certs, check).await?;
     let spec = EditSpec {
         state: params.state,
         exclusive: params.exclusive,
         keep_comments: params.keep_comments,
         key_options: params.key_options.clone(),
         comment: params.comment.clone(),
+        check,
+        keep_position: params.keep_position,
     };
     // Option errors (key_options, comment, empty exclusive set) before touching anything.
     apply_edit(None, &keys, &spec)?;
@@ -221,6 +248,10 @@ async fn edit<T: Target>(
     };
     let ssh_dir = user.as_ref().map(|u| join(&u.home, ".ssh"));
     let keyfile = match (&params.path, &ssh_dir) {
+        (Some(p), Some(_)) if params.tilde_is_user_home && p.starts_with("~/") => {
+            let home = user.as_ref().map(|u| u.home.as_str()).unwrap_or_default();
+            join(home, &p[2..])
+        }
         (Some(p), _) => p.clone(),
         (None, Some(d)) => join(d, "authorized_keys"),
         (None, None) => unreachable!("no path and no user is refused above"),
@@ -240,7 +271,7 @@ async fn edit<T: Target>(
             return Ok(result);
         }
         // Where the bytes would go; refusals apply in check mode too, so it predicts.
-        let dest = write_dest(target, &keyfile, params.follow).await?;
+        let dest = write_dest(target, &keyfile, params.follow, params.refuse_symlinks).await?;
         if let Some(dir) = &default_dir {
             check_dir_not_symlink(target, dir, params.follow).await?;
         }
@@ -353,14 +384,23 @@ async fn read_current<T: Target>(
 }
 
 /// The path to write: `keyfile` itself, or with `follow` the final target of its symlinks.
-/// Without `follow` a symlink is refused.
-async fn write_dest<T: Target>(target: &T, keyfile: &str, follow: bool) -> Result<String, OpError> {
+/// Without `follow` a symlink is replaced by the new file (upstream), or refused with
+/// `refuse_symlinks`.
+async fn write_dest<T: Target>(
+    target: &T,
+    keyfile: &str,
+    follow: bool,
+    refuse_symlinks: bool,
+) -> Result<String, OpError> {
     let mut path = keyfile.to_string();
     for _ in 0..MAX_LINKS {
         match target.stat(&path, false).await? {
             Some(st) if st.kind == FileKind::Symlink => {
-                if !follow {
+                if !follow && refuse_symlinks {
                     return Err(TargetError::Symlink { path }.into());
+                }
+                if !follow {
+                    return Ok(path);
                 }
                 let to = target.read_link(&path).await?;
                 path = if to.starts_with('/') {
@@ -447,12 +487,13 @@ async fn resolve_keys<T: Target>(
     target: &T,
     sources: &[String],
     validate_certs: bool,
+    check: KeyCheck,
 ) -> Result<Vec<PublicKey>, OpError> {
     let mut keys = Vec::new();
     for src in sources {
         let text = if is_url(src) {
             let url = src.clone();
-            tokio::task::spawn_blocking(move || fetch_keys(&url, validate_certs))
+            tokio::task::spawn_blocking(move || fetch_keys_with(&url, validate_certs, check))
                 .await
                 .map_err(|e| OpError::Failed(format!("fetching {src}: {e}")))?
                 .map_err(OpError::Keys)?
@@ -461,7 +502,7 @@ async fn resolve_keys<T: Target>(
         } else {
             src.clone()
         };
-        let parsed = parse_key_list(&text).map_err(|e| {
+        let parsed = parse_key_list_with(&text, check).map_err(|e| {
             if is_url(src) || src.starts_with("file://") {
                 OpError::Keys(format!("{src}: {e}"))
             } else {
@@ -503,6 +544,11 @@ async fn read_key_file<T: Target>(target: &T, rest: &str) -> Result<String, OpEr
 /// says which URL, the HTTP status, the content type and how the body starts, so a login or
 /// error page is recognizable (never echoes private key material).
 pub fn fetch_keys(url: &str, validate_certs: bool) -> Result<String, String> {
+    fetch_keys_with(url, validate_certs, KeyCheck::Strict)
+}
+
+/// [`fetch_keys`] checking the keys as `check` says.
+pub fn fetch_keys_with(url: &str, validate_certs: bool, check: KeyCheck) -> Result<String, String> {
     let tls = ureq::tls::TlsConfig::builder()
         .disable_verification(!validate_certs)
         .build();
@@ -547,7 +593,7 @@ pub fn fetch_keys(url: &str, validate_certs: bool) -> Result<String, String> {
     if looks_like_private_key(&text) {
         return Err(format!("{url}: {}", KeyError::PrivateKey));
     }
-    match parse_key_list(&text) {
+    match parse_key_list_with(&text, check) {
         Ok(k) if !k.is_empty() => Ok(text),
         Ok(_) => Err(format!("{url} returned no public key: {}", what())),
         Err(e) => Err(format!(
@@ -646,7 +692,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn symlink_refused_unless_follow() {
+    async fn symlink_replaced_as_upstream_or_refused_with_refuse_symlinks() {
         let dir = tempfile::tempdir().unwrap();
         let real = dir.path().join("real");
         let link = dir.path().join("link");
@@ -660,8 +706,11 @@ mod tests {
                 .unwrap()
                 .changed
         );
-        let e = apply(&t, &params(&link, &[ED1]), RUN).await.unwrap_err();
+        let mut p = params(&link, &[ED1]);
+        p.refuse_symlinks = true;
+        let e = apply(&t, &p, RUN).await.unwrap_err();
         assert!(e.to_string().contains("is a symlink"), "{e}");
+        // follow: write to the link's target, the link stays
         let mut p = params(&link, &[ED1]);
         p.follow = true;
         let r = apply(&t, &p, RUN).await.unwrap();
@@ -672,6 +721,20 @@ mod tests {
                 .unwrap()
                 .file_type()
                 .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            format!("{ED2}\n{ED1}\n")
+        );
+        // default (upstream): the symlink itself is replaced by a regular file; its target
+        // is left alone
+        let r = apply(&t, &params(&link, &[ED3]), RUN).await.unwrap();
+        assert!(r.changed);
+        assert_eq!(r.written_path, link.to_str().unwrap());
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+        assert_eq!(
+            std::fs::read_to_string(&link).unwrap(),
+            format!("{ED2}\n{ED1}\n{ED3}\n")
         );
         assert_eq!(
             std::fs::read_to_string(&real).unwrap(),
@@ -701,7 +764,12 @@ mod tests {
             e.to_string(),
             "Path to a key file not found: /nonexistent/k.pub"
         );
-        let e = apply(&t, &params(&f, &["ssh-ed25519 AAAA bad"]), RUN)
+        let mut p = params(&f, &["ssh-ed25519 AAAA bad"]);
+        p.validate_keys = true;
+        let e = apply(&t, &p, RUN).await.unwrap_err();
+        assert!(e.to_string().starts_with("invalid key specified"), "{e}");
+        // upstream takes any blob word after a known key type, but not an unknown type
+        let e = apply(&t, &params(&f, &["ssh-ed448 AAAA bad"]), RUN)
             .await
             .unwrap_err();
         assert!(e.to_string().starts_with("invalid key specified"), "{e}");

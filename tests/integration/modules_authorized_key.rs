@@ -35,7 +35,8 @@ fn bare(line: &str) -> String {
 enum Dev {
     /// 1: no trailing space after a key without comment.
     NoTrailingSpace,
-    /// 3: a key whose comment/options change is rewritten in place, not moved to the end.
+    /// 3 (opt-in `keep_position`): a key whose comment/options change is rewritten in place,
+    /// not moved to the end.
     RewrittenInPlace,
     /// 5: `changed` only when bytes change (upstream: changed every run, ansible.posix#327).
     ChangedOnlyOnBytes,
@@ -43,13 +44,16 @@ enum Dev {
     KeyOptionsNormalized,
     /// 13: manage_dir does not chmod/chown the directory of a custom path.
     ManageDirDefaultOnly,
-    /// 14: follow=false refuses a symlink (upstream replaces it with a regular file).
+    /// 14 (opt-in `refuse_symlinks`): follow=false refuses a symlink (upstream replaces it
+    /// with a regular file).
     SymlinkRefused,
 }
 
 struct Step {
     name: &'static str,
     args: Value,
+    /// Options given to our module only (the opt-in ones upstream does not know).
+    ours_only: Value,
     check_mode: bool,
     devs: &'static [Dev],
 }
@@ -58,8 +62,17 @@ fn step(name: &'static str, args: Value, devs: &'static [Dev]) -> Step {
     Step {
         name,
         args,
+        ours_only: json!({}),
         check_mode: false,
         devs,
+    }
+}
+
+impl Step {
+    /// The same step with our module given `opts` too.
+    fn ours_only(mut self, opts: Value) -> Step {
+        self.ours_only = opts;
+        self
     }
 }
 
@@ -119,6 +132,11 @@ fn run_scenario(env: &AnsibleEnv, sc: &Scenario, module: &str, tag: &str) -> Run
         let mut args = subst(&s.args, d);
         if args.get("user").is_none() && !s.name.contains("missing user") {
             args["user"] = json!(me());
+        }
+        if module == OURS {
+            for (k, v) in s.ours_only.as_object().unwrap() {
+                args[k] = v.clone();
+            }
         }
         tasks.push(json!({
             "name": format!("{i:02} {}", s.name),
@@ -484,10 +502,16 @@ fn modules_authorized_key_differential_lists_comments_paths() {
                 &[],
             ),
             step(
-                "comment of a key that is not last",
+                "comment of a key that is not last (moved to the end, as upstream)",
                 json!({"key": ED3, "path": ak(), "comment": "desktop"}),
-                &[Dev::RewrittenInPlace],
+                &[],
             ),
+            step(
+                "comment of a key that is not last, keep_position",
+                json!({"key": ED1, "path": ak(), "comment": "laptop 2025"}),
+                &[Dev::RewrittenInPlace],
+            )
+            .ours_only(json!({"keep_position": true})),
         ],
     };
     let (_env, up, ours) = run_differential(sc);
@@ -503,9 +527,9 @@ fn modules_authorized_key_differential_lists_comments_paths() {
 fn modules_authorized_key_differential_follow() {
     let sc = Scenario {
         name: "follow",
-        files: &["real", "link"],
+        files: &["real", "link", "link2"],
         seed: vec![("real", format!("{ED2}\n"))],
-        links: &[("link", "real")],
+        links: &[("link", "real"), ("link2", "real")],
         steps: vec![
             step(
                 "follow a symlink",
@@ -518,10 +542,16 @@ fn modules_authorized_key_differential_follow() {
                 &[],
             ),
             step(
-                "write through a symlink without follow",
+                "write to a symlink without follow replaces the link (as upstream)",
                 json!({"key": ED3, "path": "{dir}/link"}),
-                &[Dev::SymlinkRefused],
+                &[],
             ),
+            step(
+                "write to a symlink without follow, refuse_symlinks",
+                json!({"key": ED3, "path": "{dir}/link2"}),
+                &[Dev::SymlinkRefused],
+            )
+            .ours_only(json!({"refuse_symlinks": true})),
         ],
     };
     let (_env, up, ours) = run_differential(sc);
@@ -531,13 +561,17 @@ fn modules_authorized_key_differential_follow() {
             .file_type()
             .is_symlink()
     };
-    // deviation 14: upstream replaced the link by a regular file; ours kept it
-    assert!(!is_link(&up.dir.join("link")));
-    assert!(is_link(&ours.dir.join("link")));
-    assert_eq!(
-        std::fs::read_to_string(ours.dir.join("real")).unwrap(),
-        format!("{ED2}\n{ED1}\n")
-    );
+    // both replaced `link` by a regular file and left its target alone
+    for run in [&up, &ours] {
+        assert!(!is_link(&run.dir.join("link")));
+        assert_eq!(
+            std::fs::read_to_string(run.dir.join("real")).unwrap(),
+            format!("{ED2}\n{ED1}\n")
+        );
+    }
+    // deviation 14 (refuse_symlinks): upstream replaced link2 too; ours kept it
+    assert!(!is_link(&up.dir.join("link2")));
+    assert!(is_link(&ours.dir.join("link2")));
 }
 
 #[test]
@@ -578,15 +612,16 @@ fn modules_authorized_key_bad_arguments() {
             assert_eq!(
                 results[1]["msg"],
                 json!(
-                    "Unsupported parameters for (sshfleet_authorized_key) module: foo. Supported parameters include: backup, comment, exclusive, follow, keep_comments, key, key_options, keys, manage_dir, path, state, user, validate_certs."
+                    "Unsupported parameters for (sshfleet_authorized_key) module: foo. Supported parameters include: backup, comment, exclusive, follow, keep_comments, keep_position, key, key_options, keys, manage_dir, path, refuse_symlinks, state, user, validate_certs, validate_keys."
                 )
             );
         }
     }
-    // deviation 8: a key whose data is not a key is refused (upstream writes it)
+    // deviation 8 (opt-in validate_keys): a key whose data is not a key is refused
+    // (upstream, and ours by default, write it)
     let r = env.play(
         "bad-key",
-        vec![json!({"name": "bad key", OURS: {"user": me(), "key": "ssh-ed25519 AAAA bad", "path": format!("{dir}/x")}, "ignore_errors": true})],
+        vec![json!({"name": "bad key", OURS: {"user": me(), "key": "ssh-ed25519 AAAA bad", "path": format!("{dir}/x"), "validate_keys": true}, "ignore_errors": true})],
     );
     assert_eq!(r[0]["failed"], json!(true));
     let msg = r[0]["msg"].as_str().unwrap();

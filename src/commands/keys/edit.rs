@@ -40,6 +40,13 @@ pub fn edit_params(user: &str, keys: Vec<String>, file: &FileOptions) -> Authori
     p.follow = file.follow;
     p.keep_comments = file.keep_comments;
     p.backup = file.backup;
+    // The CLI keeps its stricter rules: keys validated, lines rewritten where they are,
+    // symlinks refused unless --follow.
+    p.validate_keys = true;
+    p.keep_position = true;
+    p.refuse_symlinks = true;
+    // `--path ~/...` is in the --user's home (as for `keys list` and `keys rotate`).
+    p.tilde_is_user_home = true;
     p
 }
 
