@@ -15,6 +15,14 @@
 //! message. The returned `checksum` is the SHA1, as Ansible's copy and stat return it; `sha256`
 //! is returned beside it.
 //!
+//! Failures the builtin copy also has are reported with its messages: a directory as `dest`
+//! ("can not use content with a dir as dest"), a parent that is not a directory ("Failed to
+//! get information on remote file (DEST): Not a directory", the wording of copy's action
+//! plugin), an unwritable or untraversable destination directory ("Destination DIR not
+//! writable", "Destination directory DIR is not accessible") and a bad `mode` ("mode must be
+//! in octal or symbolic form", the reason in `details`). Unlike the builtin, missing parent
+//! directories are created.
+//!
 //! `content` and `content_b64` are never echoed (no_log options, masked in `invocation`); under
 //! the task's `no_log` neither is the diff, whose `after` side is the content.
 
@@ -160,11 +168,20 @@ pub fn copy_options(inv: &Invocation, dest: String) -> Result<CopyOptions, Failu
     {
         return Err(Failure::new(format!("validate must contain %s: {v}")));
     }
+    // Ansible's wording for a bad mode, our explanation in `details`.
+    let mode = |opt: &str| {
+        parse_mode(opt, p.get(opt)).map_err(|e| {
+            let mut f = Failure::new("mode must be in octal or symbolic form");
+            f.extra.insert("details".into(), e.into());
+            f.extra.insert("path".into(), dest.clone().into());
+            f
+        })
+    };
     Ok(CopyOptions {
-        dest: Some(dest),
+        mode: mode("mode")?,
+        dir_mode: mode("directory_mode")?,
+        dest: Some(dest.clone()),
         recurse: false,
-        mode: parse_mode("mode", p.get("mode")).map_err(Failure::new)?,
-        dir_mode: parse_mode("directory_mode", p.get("directory_mode")).map_err(Failure::new)?,
         owner: id("owner", "owner")?,
         group: id("group", "group")?,
         backup: p.bool("backup"),
@@ -173,6 +190,39 @@ pub fn copy_options(inv: &Invocation, dest: String) -> Result<CopyOptions, Failu
         check: inv.check_mode,
         diff: inv.diff,
     })
+}
+
+/// The failures ansible.builtin.copy detects before writing, with its messages (`Err("")`:
+/// `dest` is a directory). Checked as the user the module runs as, like the builtin's
+/// `os.access`.
+fn builtin_precheck(dest: &str) -> Result<(), String> {
+    use std::io::ErrorKind;
+    match std::fs::metadata(dest) {
+        Ok(m) if m.is_dir() => return Err(String::new()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(format!(
+                "Failed to get information on remote file ({dest}): Not a directory"
+            ));
+        }
+        _ => {}
+    }
+    let dir = crate::files::spec::parent(dest);
+    match std::fs::metadata(&dir) {
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            Err(format!("Destination directory {dir} is not accessible"))
+        }
+        Ok(m) if m.is_dir() && !access_w(&dir) => Err(format!("Destination {dir} not writable")),
+        _ => Ok(()),
+    }
+}
+
+/// `access(path, W_OK)`.
+fn access_w(path: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// `follow`: the final target of a symlink chain at `dest` (unchanged if not a symlink).
@@ -298,10 +348,11 @@ pub fn handler(inv: &Invocation) -> ModuleResult {
     if dest.is_empty() {
         return Err(Failure::new("dest must not be empty"));
     }
+    const DIR_AS_DEST: &str = "can not use content with a dir as dest";
     if dest.ends_with('/') {
-        return Err(Failure::new(format!(
-            "can not use content with a dir as dest: {dest}"
-        )));
+        let mut f = Failure::new(DIR_AS_DEST);
+        f.extra.insert("dest".into(), dest.into());
+        return Err(f);
     }
     let data = content_bytes(inv)?;
     if let Some(c) = p.str("checksum") {
@@ -327,6 +378,15 @@ pub fn handler(inv: &Invocation) -> ModuleResult {
             dest
         };
         let opts = copy_options(inv, dest.clone())?;
+        builtin_precheck(&dest).map_err(|msg| {
+            let mut f = Failure::new(if msg.is_empty() {
+                DIR_AS_DEST.to_string()
+            } else {
+                msg
+            });
+            f.extra.insert("dest".into(), dest.clone().into());
+            f
+        })?;
         let report = copy_content(&t, Bytes::from(data.clone()), "content", &opts).await;
         result(&t, inv, &report, &dest, &data).await
     })?;
@@ -507,7 +567,7 @@ mod tests {
             ),
             (
                 json!({"content": secret, "dest": dir.path().to_str().unwrap()}),
-                "is a directory",
+                "can not use content with a dir as dest",
             ),
             (
                 json!({"content": secret, "dest": format!("{d}/")}),
@@ -519,7 +579,7 @@ mod tests {
             ),
             (
                 json!({"content": secret, "dest": d, "mode": "rwx"}),
-                "mode: invalid mode",
+                "mode must be in octal or symbolic form",
             ),
         ];
         for (args, want) in cases {

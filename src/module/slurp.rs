@@ -38,11 +38,17 @@ pub fn spec() -> ModuleSpec {
     }
 }
 
-/// Ansible slurp's wording for the common failures; anything else as the operation says.
+/// Ansible slurp's wording for its failures (missing, unreadable, a directory, any other
+/// OS error such as a parent that is not a directory); anything else (the size limit) as
+/// the operation says. Upstream's last message is literally `Unable to slurp file: {source}`
+/// (a missing f-string prefix); ours names the path.
 fn message(path: &str, e: &TargetError) -> String {
+    let is_dir = || std::fs::metadata(path).is_ok_and(|m| m.is_dir());
     match e {
         TargetError::NotFound { .. } => format!("File not found: {path}"),
         TargetError::PermissionDenied { .. } => format!("File is not readable: {path}"),
+        _ if is_dir() => format!("Source is a directory and must be a file: {path}"),
+        TargetError::Io { .. } => format!("Unable to slurp file: {path}"),
         other => other.to_string(),
     }
 }

@@ -244,6 +244,151 @@ fn modules_files_check_and_diff_mode() {
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "a = 2\n");
 }
 
+/// The failures `ansible.builtin.slurp` / `copy` (with `content`) and ours share give the same
+/// `msg`: missing file, a directory, permission denied (as `nobody`, via sudo), a parent that
+/// is not a directory, a bad mode. Known difference: upstream slurp's generic message is
+/// literally `Unable to slurp file: {source}` (a missing f-string prefix); ours names the path.
+#[test]
+fn modules_files_error_messages_match_builtins() {
+    let env = AnsibleEnv::new();
+    // A directory `nobody` can traverse but not write.
+    let dir = tempfile::Builder::new()
+        .prefix("sshfleet-msgs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("secret"), "secret").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("secret"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let python = "/usr/bin/python3";
+    assert!(
+        Path::new(python).exists(),
+        "{python} (for become: nobody) missing"
+    );
+    // (builtin, ours, args, run as nobody)
+    let cases: Vec<(&str, &str, Value, bool)> = vec![
+        (
+            "slurp",
+            "sshfleet_slurp",
+            json!({"src": format!("{d}/nope")}),
+            false,
+        ),
+        (
+            "slurp",
+            "sshfleet_slurp",
+            json!({"src": format!("{d}/sub")}),
+            false,
+        ),
+        (
+            "slurp",
+            "sshfleet_slurp",
+            json!({"src": format!("{d}/secret/x")}),
+            false,
+        ),
+        (
+            "slurp",
+            "sshfleet_slurp",
+            json!({"src": format!("{d}/secret")}),
+            true,
+        ),
+        (
+            "copy",
+            "sshfleet_copy",
+            json!({"content": "x", "dest": format!("{d}/sub")}),
+            false,
+        ),
+        (
+            "copy",
+            "sshfleet_copy",
+            json!({"content": "x", "dest": format!("{d}/sub/")}),
+            false,
+        ),
+        (
+            "copy",
+            "sshfleet_copy",
+            json!({"content": "x", "dest": format!("{d}/secret/x")}),
+            false,
+        ),
+        (
+            "copy",
+            "sshfleet_copy",
+            json!({"content": "x", "dest": format!("{d}/new")}),
+            true,
+        ),
+        (
+            "copy",
+            "sshfleet_copy",
+            json!({"content": "x", "dest": format!("{d}/secret")}),
+            true,
+        ),
+        (
+            "copy",
+            "sshfleet_copy",
+            json!({"content": "x", "dest": format!("{d}/m"), "mode": "abc"}),
+            false,
+        ),
+        (
+            "copy",
+            "sshfleet_copy",
+            json!({"content": "x", "dest": format!("{d}/m"), "mode": "u=rwz"}),
+            false,
+        ),
+    ];
+    let task = |i: usize, m: &str, args: &Value, nobody: bool| {
+        let mut t = json!({"name": format!("{i} {m}"), m: args, "ignore_errors": true});
+        if nobody {
+            t["become"] = json!(true);
+            t["become_user"] = json!("nobody");
+            t["vars"] = json!({"ansible_python_interpreter": python});
+        }
+        t
+    };
+    let mut tasks = Vec::new();
+    for (i, (builtin, ours, args, nobody)) in cases.iter().enumerate() {
+        tasks.push(task(
+            i,
+            &format!("ansible.builtin.{builtin}"),
+            args,
+            *nobody,
+        ));
+        tasks.push(task(i, ours, args, *nobody));
+    }
+    let results = env.play("messages", tasks);
+    for (i, (builtin, _, args, _)) in cases.iter().enumerate() {
+        let (b, o) = (&results[2 * i], &results[2 * i + 1]);
+        assert_eq!(b["failed"], json!(true), "{builtin} {args}: {b}");
+        assert_eq!(o["failed"], json!(true), "{builtin} {args}: {o}");
+        let path = args
+            .get("src")
+            .or(args.get("dest"))
+            .unwrap()
+            .as_str()
+            .unwrap();
+        // ansible-core 2.19 prefixes action plugin failures with "Task failed: ".
+        let want = b["msg"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Task failed: ")
+            .replace("{source}", path);
+        assert_eq!(
+            o["msg"].as_str().unwrap(),
+            want,
+            "{builtin} {args}\nbuiltin: {b}\nours: {o}"
+        );
+    }
+    // (The builtin writes `m` before it fails on the mode; ours checks the mode first.)
+    assert!(!dir.path().join("new").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("secret")).unwrap(),
+        "secret"
+    );
+}
+
 #[test]
 fn modules_files_bad_arguments() {
     let env = AnsibleEnv::new();
@@ -279,7 +424,7 @@ fn modules_files_bad_arguments() {
         (
             "sshfleet_copy",
             json!({"dest": keep, "content": "x", "mode": "0999"}),
-            "mode: invalid mode",
+            "mode must be in octal or symbolic form",
         ),
         (
             "sshfleet_copy",
@@ -309,7 +454,7 @@ fn modules_files_bad_arguments() {
         (
             "sshfleet_slurp",
             json!({"src": d}),
-            "must be a regular file",
+            "Source is a directory and must be a file",
         ),
     ];
     let tasks = cases
