@@ -23,6 +23,7 @@
 //! - The implicit `localhost` gets `ansible_connection: local` but no `ansible_python_interpreter`.
 
 mod address;
+mod bigint;
 pub mod conn;
 mod data;
 mod ini;

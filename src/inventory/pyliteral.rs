@@ -78,8 +78,11 @@ enum Tok {
 #[derive(Debug, Clone, PartialEq)]
 enum IntLit {
     Small(i128),
-    /// Too large even for i128: kept as float (JSON cannot carry it exactly anyway).
-    Big(f64),
+    /// Too large for i128: the decimal digits of the magnitude (kept exact, as Python does).
+    Big {
+        neg: bool,
+        dec: String,
+    },
 }
 
 /// Literal values before conversion (Python semantics: tuples, sets, complex).
@@ -152,11 +155,21 @@ fn int_value(i: IntLit) -> Value {
             } else if let Ok(v) = u64::try_from(n) {
                 Value::Number(v.into())
             } else {
-                float_value(n as f64)
+                super::bigint::number(n < 0, &n.unsigned_abs().to_string())
+                    .map(Value::Number)
+                    .unwrap_or_else(|| float_value(n as f64))
             }
         }
-        IntLit::Big(f) => float_value(f),
+        IntLit::Big { neg, dec } => super::bigint::number(neg, &dec)
+            .map(Value::Number)
+            .unwrap_or_else(|| float_value(big_f64(neg, &dec))),
     }
+}
+
+/// The nearest float to a big integer (for complex literals).
+fn big_f64(neg: bool, dec: &str) -> f64 {
+    let f = dec.parse::<f64>().unwrap_or(f64::INFINITY);
+    if neg { -f } else { f }
 }
 
 fn float_value(f: f64) -> Value {
@@ -369,7 +382,10 @@ fn number(b: &[char]) -> Option<(Tok, usize)> {
         }
         let v = match i128::from_str_radix(&digits, radix) {
             Ok(v) => IntLit::Small(v),
-            Err(_) => IntLit::Big(f64::INFINITY),
+            Err(_) => IntLit::Big {
+                neg: false,
+                dec: super::bigint::to_decimal(&digits, radix)?,
+            },
         };
         return Some((Tok::Int(v), i));
     }
@@ -430,7 +446,10 @@ fn number(b: &[char]) -> Option<(Tok, usize)> {
     }
     let v = match intpart.parse::<i128>() {
         Ok(v) => IntLit::Small(v),
-        Err(_) => IntLit::Big(intpart.parse::<f64>().ok()?),
+        Err(_) => IntLit::Big {
+            neg: false,
+            dec: super::bigint::to_decimal(&intpart, 10)?,
+        },
     };
     Some((Tok::Int(v), i))
 }
@@ -608,7 +627,7 @@ impl Parser {
             // Only `real (+|-) imaginary` is a literal.
             let (re, lim) = match left {
                 Lit::Int(IntLit::Small(n)) => (n as f64, 0.0),
-                Lit::Int(IntLit::Big(f)) => (f, 0.0),
+                Lit::Int(IntLit::Big { neg, dec }) => (big_f64(neg, &dec), 0.0),
                 Lit::Float(f) => (f, 0.0),
                 _ => return None,
             };
@@ -634,7 +653,9 @@ impl Parser {
             return Some(match (v, neg) {
                 (v, false) => v,
                 (Lit::Int(IntLit::Small(n)), true) => Lit::Int(IntLit::Small(-n)),
-                (Lit::Int(IntLit::Big(f)), true) => Lit::Int(IntLit::Big(-f)),
+                (Lit::Int(IntLit::Big { neg, dec }), true) => {
+                    Lit::Int(IntLit::Big { neg: !neg, dec })
+                }
                 (Lit::Float(f), true) => Lit::Float(-f),
                 (Lit::Complex(re, im), true) => Lit::Complex(-re, -im),
                 _ => return None,

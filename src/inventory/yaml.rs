@@ -114,8 +114,9 @@ pub type Loaded = (Option<Node>, Vec<(usize, String)>);
 pub fn load_with_duplicates(text: &str) -> Result<Loaded, YamlError> {
     let t = text.trim_start();
     if (t.starts_with('{') || t.starts_with('['))
-        && let Ok(v) = serde_json::from_str::<Value>(text)
+        && let Ok(mut v) = serde_json::from_str::<Value>(text)
     {
+        super::bigint::normalize_json(&mut v);
         return Ok((Some(from_json(v)), Vec::new()));
     }
     let mut dups = Vec::new();
@@ -659,31 +660,30 @@ fn construct_int(v: &str) -> Option<Value> {
         Some(r) => (true, r.to_string()),
         None => (false, t.strip_prefix('+').unwrap_or(&t).to_string()),
     };
-    let mag: i128 = if b == "0" {
-        0
+    // Python ints have no size limit: any number of digits stays exact.
+    let (digits, radix) = if b == "0" {
+        ("0", 10)
     } else if let Some(r) = b.strip_prefix("0b") {
-        i128::from_str_radix(r, 2).ok()?
+        (r, 2)
     } else if let Some(r) = b.strip_prefix("0x") {
-        i128::from_str_radix(r, 16).ok()?
+        (r, 16)
     } else if b.starts_with('0') {
-        i128::from_str_radix(&b, 8).ok()?
+        (b.as_str(), 8)
     } else if b.contains(':') {
         let mut val: i128 = 0;
         for p in b.split(':') {
             val = val.checked_mul(60)?.checked_add(p.parse::<i128>().ok()?)?;
         }
-        val
+        let n = if neg { -val } else { val };
+        return Some(Value::Number(super::bigint::number(
+            n < 0,
+            &n.unsigned_abs().to_string(),
+        )?));
     } else {
-        b.parse::<i128>().ok()?
+        (b.as_str(), 10)
     };
-    let n = if neg { -mag } else { mag };
-    Some(if let Ok(x) = i64::try_from(n) {
-        Value::Number(x.into())
-    } else if let Ok(x) = u64::try_from(n) {
-        Value::Number(x.into())
-    } else {
-        Value::Number(Number::from_f64(n as f64)?)
-    })
+    let mag = super::bigint::to_decimal(digits, radix)?;
+    Some(Value::Number(super::bigint::number(neg, &mag)?))
 }
 
 fn construct_float(v: &str) -> Option<Value> {

@@ -324,6 +324,9 @@ fn inventory_cli_output_is_byte_identical() {
             vec!["--list", "--limit", "production"],
         ),
         ("15_precedence/hosts", vec!["--host", "w1"]),
+        ("37_big_integers/hosts.yml", vec!["--list"]),
+        ("37_big_integers/hosts.ini", vec!["--host", "i1"]),
+        ("37_big_integers/hosts.json", vec!["--list"]),
     ] {
         let inv = corpus().join(case);
         let theirs = env
