@@ -22,6 +22,7 @@ use crate::ops::copy::{CopyOptions, HostReport, SourceSet};
 use crate::ops::replicate::{FilesCommand, replicate, scan_source};
 use crate::ops::slurp;
 use crate::report::OutputMode;
+use crate::target::expand::expand_path;
 use crate::target::local::LocalTarget;
 use crate::target::{Target, TargetError};
 
@@ -77,7 +78,9 @@ pub fn outcome(r: &HostReport, diff: bool) -> HostOutcome {
     o
 }
 
-/// [`replicate`] `set` from `src` to `specs`, each destination's job run by the fleet runner.
+/// [`replicate`] `set` from `src` to `specs`, each destination's job run by the fleet runner,
+/// with `~`, `~user` and `$VAR` in `--dest` (and in `given`, the source paths as written when
+/// they are also the destination paths) expanded on each destination.
 async fn fan_out_to_fleet<S: Target>(
     g: &Config,
     src: &S,
@@ -85,6 +88,7 @@ async fn fan_out_to_fleet<S: Target>(
     specs: Vec<ConnSpec>,
     opts: CopyOptions,
     title: &str,
+    given: Option<Vec<String>>,
 ) -> ExitCode {
     let connector = g.connector();
     let mut reporter = g.reporter().with_title(title);
@@ -98,6 +102,7 @@ async fn fan_out_to_fleet<S: Target>(
     );
     let diff = g.diff;
     let dests = specs.len();
+    let given = Arc::new(given);
     let (recap, errors) = replicate(
         src,
         Arc::new(set),
@@ -112,6 +117,7 @@ async fn fan_out_to_fleet<S: Target>(
                 &mut reporter,
                 move |ctx: Arc<HostCtx>| {
                     let job = index.get(ctx.host()).and_then(|&i| dispatch.take(i));
+                    let given = Arc::clone(&given);
                     async move {
                         let Some(job) = job else {
                             return Ok(HostOutcome::failed(
@@ -120,7 +126,7 @@ async fn fan_out_to_fleet<S: Target>(
                             ));
                         };
                         let t = ctx.target().await?;
-                        Ok(outcome(&job.run(t).await, diff))
+                        Ok(outcome(&job.run_expanded(t, given.as_deref()).await, diff))
                     }
                 },
             )
@@ -169,11 +175,24 @@ fn run_replicate(
             host: ctx.host().to_string(),
             source: e,
         })?;
-        let (set, warnings) = scan_source(src, paths, opts.recurse).await?;
+        // `~` and `$VAR` are the source's (its effective user's) on the source, and each
+        // destination's on that destination.
+        let mut src_paths = Vec::with_capacity(paths.len());
+        for p in paths {
+            src_paths.push(expand_path(src, p).await.map_err(|e| Error::Host {
+                what: "source",
+                host: ctx.host().to_string(),
+                source: e,
+            })?);
+        }
+        let given = (opts.dest.is_none()
+            && paths.iter().any(|p| crate::files::expand::needs_expansion(p)))
+        .then(|| paths.to_vec());
+        let (set, warnings) = scan_source(src, &src_paths, opts.recurse).await?;
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
-        let code = fan_out_to_fleet(g, src, set, specs, opts, "replicate").await;
+        let code = fan_out_to_fleet(g, src, set, specs, opts, "replicate", given).await;
         ctx.close().await;
         Ok(code)
     })
@@ -213,7 +232,7 @@ fn run_copy(g: &Config, pattern: &str, sources: &[String], opts: &CopyOptions) -
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
-        Ok(fan_out_to_fleet(g, &here, set, specs, opts, "copy").await)
+        Ok(fan_out_to_fleet(g, &here, set, specs, opts, "copy", None).await)
     })
 }
 
@@ -230,7 +249,10 @@ fn run_slurp(
         ));
     }
     for p in paths {
-        crate::files::spec::check_path(p).map_err(|e| Error::Usage(e.to_string()))?;
+        // `~` and `$VAR` are expanded on each host (then checked).
+        if !crate::files::expand::needs_expansion(p) {
+            crate::files::spec::check_path(p).map_err(|e| Error::Usage(e.to_string()))?;
+        }
     }
     let specs = g.resolve(from)?;
     if specs.is_empty() {
@@ -252,7 +274,20 @@ fn run_slurp(
             let mut results = Vec::new();
             let mut errors = Vec::new();
             let mut changed = false;
-            for p in paths.iter() {
+            for given in paths.iter() {
+                let p = match expand_path(t, given).await {
+                    Ok(p) => p,
+                    Err(e @ TargetError::Unreachable(_)) => return Err(e),
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        continue;
+                    }
+                };
+                if let Err(e) = crate::files::spec::check_path(&p) {
+                    errors.push(e.to_string());
+                    continue;
+                }
+                let p = p.as_str();
                 let r = match &dest {
                     Some(d) => slurp::fetch(t, p, d, check).await.map(|f| {
                         changed |= f.changed;

@@ -2,6 +2,7 @@
 //!
 //! - [`spec`]: where each source file goes (Ansible's copy rules for trailing slashes,
 //!   directories and several sources; the fetch layout `DIR/HOST/PATH`), path checks.
+//! - [`expand`]: `~`, `~user` and `$VAR` in paths (Ansible's rule on the managed host).
 //! - [`mode`]: octal and symbolic modes.
 //! - [`owner`]: owner/group by name or number.
 //! - [`checksum`]: sha256 of bytes and of streams.
@@ -12,6 +13,7 @@
 
 pub mod checksum;
 pub mod diff;
+pub mod expand;
 pub mod mode;
 pub mod owner;
 pub mod plan;

@@ -233,66 +233,19 @@ pub fn to_bool(v: &Value) -> Result<bool, String> {
 }
 
 /// `~`, `~user` and `$VAR`/`${VAR}` expansion like Python's `expanduser(expandvars(p))`
-/// (unknown variables and users are left as written).
+/// in this process (unknown variables and users are left as written).
 pub fn expand_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    let mut rest = p;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let (name, len) = if let Some(inner) = after.strip_prefix('{') {
-            match inner.find('}') {
-                Some(j) => (&inner[..j], j + 2),
-                None => ("", 0),
-            }
-        } else {
-            let n = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..n], n)
-        };
-        let value = if name.is_empty() {
-            None
-        } else {
-            std::env::var(name).ok()
-        };
-        match value {
-            Some(v) => out.push_str(&v),
-            None => out.push_str(&rest[i..i + 1 + len]),
-        }
-        rest = &rest[i + 1 + len..];
-    }
-    out.push_str(rest);
-    expand_user(&out)
-}
-
-fn expand_user(p: &str) -> String {
-    let Some(after) = p.strip_prefix('~') else {
-        return p.to_string();
-    };
-    let (name, tail) = match after.find('/') {
-        Some(i) => (&after[..i], &after[i..]),
-        None => (after, ""),
-    };
-    let home = if name.is_empty() {
-        std::env::var("HOME").ok()
-    } else {
-        crate::target::local::lookup_user(name)
+    use crate::files::expand;
+    let p = expand::expand_vars(p, |name| std::env::var(name).ok());
+    let home = match expand::tilde_user(&p) {
+        Some("") => std::env::var("HOME").ok(),
+        Some(name) => crate::target::local::lookup_user(name)
             .ok()
             .flatten()
-            .map(|u| u.home)
+            .map(|u| u.home),
+        None => None,
     };
-    match home {
-        Some(h) => format!(
-            "{}{tail}",
-            if tail.is_empty() {
-                h.as_str()
-            } else {
-                h.trim_end_matches('/')
-            }
-        ),
-        None => p.to_string(),
-    }
+    expand::expand_user(&p, home.as_deref())
 }
 
 fn coerce(ty: ArgType, v: &Value) -> Result<Value, String> {

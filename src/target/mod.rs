@@ -9,6 +9,7 @@
 //! temp file in the destination directory, fsync, attributes, optional validate, optional
 //! "still what I read" check, rename. Nothing else writes file content.
 
+pub mod expand;
 pub mod local;
 
 use std::future::Future;

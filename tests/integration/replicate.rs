@@ -616,3 +616,162 @@ fn copy_controller_files_and_tree_to_hosts() {
     again.success();
     assert_eq!(count(&again.stdout, "ok"), 3, "{again}");
 }
+
+/// `~`, `~user` and `$VAR` in remote paths are expanded on each host for the user the command
+/// runs as there (the login user, or the become user under `-b`), like Ansible's modules
+/// expand their path arguments: replicate's source on the source host, each destination on
+/// that destination (host03 logs in as another user), copy's `--dest`, slurp's paths. A `~`
+/// in the middle of a path is a plain character.
+#[test]
+fn remote_paths_expand_tilde_and_vars_per_host_and_effective_user() {
+    let fleet = Fleet::builder().hosts(3).start().unwrap();
+    // host03 logs in as admin; the others as deploy (the fleet's default user).
+    let inv_text = std::fs::read_to_string(fleet.inventory()).unwrap();
+    let inv_text = inv_text
+        .lines()
+        .map(|l| {
+            if l.starts_with("host03 ") {
+                format!("{l} ansible_user=admin\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.ini");
+    std::fs::write(&inv, inv_text).unwrap();
+    let cli = || {
+        Sshfleet::new()
+            .arg("-i")
+            .arg(&inv)
+            .arg("--private-key")
+            .arg(fleet.client_key())
+            .arg("--known-hosts")
+            .arg(fleet.known_hosts())
+    };
+    let (h1, h2, h3) = (fleet.host(0), fleet.host(1), fleet.host(2));
+    let read = |h: &FleetHost, p: &str| std::fs::read(local(h, p)).ok();
+    let owner = |h: &FleetHost, p: &str| std::fs::metadata(local(h, p)).unwrap().uid();
+
+    // replicate, no become: the source's ~ is deploy's, each destination's its login user's.
+    put(h1, "/home/deploy/pki/ca.crt", b"CA one");
+    std::fs::set_permissions(
+        local(h1, "/home/deploy/pki/ca.crt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    cli()
+        .args(["replicate", "--from", "host01", "~/pki/ca.crt"])
+        .run()
+        .success();
+    assert_eq!(
+        read(h2, "/home/deploy/pki/ca.crt").as_deref(),
+        Some(&b"CA one"[..])
+    );
+    assert_eq!(
+        read(h3, "/home/admin/pki/ca.crt").as_deref(),
+        Some(&b"CA one"[..])
+    );
+    assert_eq!(owner(h3, "/home/admin/pki/ca.crt"), uid_of("admin").0);
+    for h in [h1, h2, h3] {
+        for u in ["deploy", "admin"] {
+            assert!(
+                !local(h, &format!("/home/{u}/~")).exists(),
+                "{}: a directory literally named ~",
+                h.name()
+            );
+        }
+    }
+
+    // replicate with become: $HOME and ~ are the become user's on every host.
+    put(h1, "/home/backup/pki/ca.crt", b"CA backup");
+    cli()
+        .args([
+            "-b",
+            "--become-user",
+            "backup",
+            "replicate",
+            "--from",
+            "host01",
+        ])
+        .args(["$HOME/pki/ca.crt", "--dest", "~/got/ca.crt"])
+        .run()
+        .success();
+    for h in [h2, h3] {
+        assert_eq!(
+            read(h, "/home/backup/got/ca.crt").as_deref(),
+            Some(&b"CA backup"[..])
+        );
+        assert_eq!(owner(h, "/home/backup/got/ca.crt"), uid_of("backup").0);
+    }
+
+    // copy: ~ per login user; ~user and a ~ in the middle under -b (root).
+    let token = dir.path().join("token");
+    std::fs::write(&token, b"tok").unwrap();
+    cli()
+        .arg("copy")
+        .arg(&token)
+        .args(["--dest", "~/tok"])
+        .run()
+        .success();
+    assert_eq!(read(h2, "/home/deploy/tok").as_deref(), Some(&b"tok"[..]));
+    assert_eq!(read(h3, "/home/admin/tok").as_deref(), Some(&b"tok"[..]));
+    cli()
+        .args(["-b", "copy"])
+        .arg(&token)
+        .args(["--dest", "~backup/tok3"])
+        .run()
+        .success();
+    cli()
+        .args(["-b", "copy"])
+        .arg(&token)
+        .args(["--dest", "/srv/a~b"])
+        .run()
+        .success();
+    for h in [h1, h2, h3] {
+        assert_eq!(read(h, "/home/backup/tok3").as_deref(), Some(&b"tok"[..]));
+        assert_eq!(owner(h, "/home/backup/tok3"), 0);
+        assert_eq!(read(h, "/srv/a~b").as_deref(), Some(&b"tok"[..]));
+    }
+    cli()
+        .args(["-b", "--become-user", "backup", "copy"])
+        .arg(&token)
+        .args(["--dest", "~/tok4"])
+        .run()
+        .success();
+    assert_eq!(owner(h3, "/home/backup/tok4"), uid_of("backup").0);
+
+    // slurp: fetched under the expanded path; with become, the become user's home.
+    let fetched = dir.path().join("fetched");
+    cli()
+        .args(["slurp", "--from", "host02:host03", "~/tok", "--dest"])
+        .arg(&fetched)
+        .run()
+        .success();
+    assert_eq!(
+        std::fs::read(fetched.join("host02/home/deploy/tok")).unwrap(),
+        b"tok"
+    );
+    assert_eq!(
+        std::fs::read(fetched.join("host03/home/admin/tok")).unwrap(),
+        b"tok"
+    );
+    let j = cli()
+        .args([
+            "-b",
+            "--become-user",
+            "backup",
+            "--json",
+            "slurp",
+            "--from",
+            "host02",
+        ])
+        .arg("~/got/ca.crt")
+        .run();
+    j.success();
+    let j = j.json();
+    assert_eq!(
+        j["hosts"]["host02"]["source"], "/home/backup/got/ca.crt",
+        "{j}"
+    );
+}

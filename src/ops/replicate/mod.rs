@@ -380,6 +380,56 @@ impl DestJob {
     pub async fn run<D: Target>(self, t: &D) -> HostReport {
         host_job(t, &self.set, &self.opts, self.ticket).await
     }
+
+    /// [`Self::run`] with `~`, `~user` and `$VAR` expanded on `t` for the user it runs as
+    /// (see [`expand_for_host`]).
+    pub async fn run_expanded<D: Target>(self, t: &D, given: Option<&[String]>) -> HostReport {
+        match expand_for_host(t, &self.set, &self.opts, given).await {
+            Ok((set, opts)) => {
+                host_job(
+                    t,
+                    set.as_ref().unwrap_or(&self.set),
+                    opts.as_ref().unwrap_or(&self.opts),
+                    self.ticket,
+                )
+                .await
+            }
+            Err(e) => host_failure(t.host(), &CopyError::Target(e)),
+        }
+    }
+}
+
+/// The source set and options as one destination sees them: `~`, `~user` and `$VAR` in
+/// `dest`, and in the source paths as written (`given`: replicate without a `dest`, where
+/// they are also the destination paths), expanded on that host for its effective user
+/// ([`crate::target::expand`]). `None` where nothing changes.
+pub async fn expand_for_host<T: Target>(
+    t: &T,
+    set: &SourceSet,
+    opts: &CopyOptions,
+    given: Option<&[String]>,
+) -> Result<(Option<SourceSet>, Option<CopyOptions>), TargetError> {
+    use crate::target::expand::expand_path;
+    let mut host_opts = None;
+    if let Some(d) = &opts.dest
+        && crate::files::expand::needs_expansion(d)
+    {
+        host_opts = Some(CopyOptions {
+            dest: Some(expand_path(t, d).await?),
+            ..opts.clone()
+        });
+    }
+    let mut host_set = None;
+    if let Some(given) = given
+        && given.len() == set.roots.len()
+    {
+        let mut s = set.clone();
+        for (root, p) in s.roots.iter_mut().zip(given) {
+            root.given = expand_path(t, p).await?;
+        }
+        host_set = Some(s);
+    }
+    Ok((host_set, host_opts))
 }
 
 /// Replicate `set` (scanned from `src`) to already-connected destinations, all at once,
