@@ -19,10 +19,10 @@ use crate::events::HostOutcome;
 use crate::fleet::{self, HostCtx, block_on};
 use crate::inventory::conn::ConnSpec;
 use crate::ops::copy::{CopyOptions, HostReport, SourceSet};
+use crate::ops::expand::expand_path;
 use crate::ops::replicate::{FilesCommand, replicate, scan_source};
 use crate::ops::slurp;
 use crate::report::OutputMode;
-use crate::target::expand::expand_path;
 use crate::target::local::LocalTarget;
 use crate::target::{Target, TargetError};
 
@@ -186,7 +186,9 @@ fn run_replicate(
             })?);
         }
         let given = (opts.dest.is_none()
-            && paths.iter().any(|p| crate::files::expand::needs_expansion(p)))
+            && paths
+                .iter()
+                .any(|p| crate::files::expand::needs_expansion(p)))
         .then(|| paths.to_vec());
         let (set, warnings) = scan_source(src, &src_paths, opts.recurse).await?;
         for w in &warnings {

@@ -2,7 +2,7 @@
 //! arguments on the managed host: Python's `os.path.expanduser(os.path.expandvars(p))` in the
 //! environment of the user the module runs as (the become user under become). Pure: the
 //! variables and homes come from the caller (the local process for the modules, the remote
-//! session for the CLI, see [`crate::target::expand`]).
+//! session for the CLI, `ops::expand`).
 //!
 //! Only a leading `~` is a home (`/srv/a~b` stays as written); unknown variables and users
 //! are left as written.

@@ -3,6 +3,7 @@
 
 pub mod authorized_key;
 pub mod copy;
+pub mod expand;
 pub mod keys;
 pub mod replicate;
 pub mod slurp;

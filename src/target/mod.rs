@@ -9,7 +9,6 @@
 //! temp file in the destination directory, fsync, attributes, optional validate, optional
 //! "still what I read" check, rename. Nothing else writes file content.
 
-pub mod expand;
 pub mod local;
 
 use std::future::Future;

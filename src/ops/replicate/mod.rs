@@ -402,14 +402,14 @@ impl DestJob {
 /// The source set and options as one destination sees them: `~`, `~user` and `$VAR` in
 /// `dest`, and in the source paths as written (`given`: replicate without a `dest`, where
 /// they are also the destination paths), expanded on that host for its effective user
-/// ([`crate::target::expand`]). `None` where nothing changes.
+/// ([`crate::ops::expand`]). `None` where nothing changes.
 pub async fn expand_for_host<T: Target>(
     t: &T,
     set: &SourceSet,
     opts: &CopyOptions,
     given: Option<&[String]>,
 ) -> Result<(Option<SourceSet>, Option<CopyOptions>), TargetError> {
-    use crate::target::expand::expand_path;
+    use crate::ops::expand::expand_path;
     let mut host_opts = None;
     if let Some(d) = &opts.dest
         && crate::files::expand::needs_expansion(d)

@@ -3,8 +3,8 @@
 //! ([`crate::files::expand`]). One round trip (`env -0`) when the path has a `~` or `$`;
 //! none otherwise; `~user` is a user database lookup.
 
-use super::{TResult, Target, TargetError};
 use crate::files::expand::{expand_user, expand_vars, needs_expansion, tilde_user};
+use crate::target::{TResult, Target, TargetError};
 
 /// `path` with `$VAR`s from the target session's environment and a leading `~`/`~user`
 /// replaced by the home directory.
