@@ -153,7 +153,26 @@ fn failure_object(f: Failure) -> Map<String, Value> {
 /// exit code (0 ok, 1 failed).
 pub fn main_with(spec: &ModuleSpec, handler: fn(&Invocation) -> ModuleResult) -> i32 {
     // Panics become a `failed` result; keep stderr quiet so stdout stays the one object.
-    std::panic::set_hook(Box::new(|_| {}));
+    // Built with panic=abort (the size-optimised `module` profile) nothing unwinds to
+    // `run_on`, so the hook itself prints the failure object and exits 1.
+    let name = spec.name;
+    std::panic::set_hook(Box::new(move |info| {
+        if cfg!(panic = "abort") {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let out = failure_object(Failure::new(format!(
+                "internal error in module {name}: {what}"
+            )));
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", Value::Object(out));
+            let _ = stdout.flush();
+            std::process::exit(1);
+        }
+    }));
     let text = match std::env::args_os().nth(1) {
         None => Err(format!(
             "usage: {} ARGS_FILE (an Ansible module: run it from a playbook or with `ansible -m`)",
