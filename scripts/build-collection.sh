@@ -3,6 +3,7 @@
 #
 #   bash scripts/build-collection.sh            # modules for every installed arch, then the tarball
 #   SSHFLEET_SKIP_MODULE_BUILD=1 bash scripts/build-collection.sh   # reuse built binaries
+#   SSHFLEET_COLLECTION_DIR=D SSHFLEET_DIST=O ...   # stage under D, tarball into O (tests)
 #
 # Stages target/collection/ansible_collections/sshfleet/fleet from collection/ (galaxy.yml,
 # meta/, plugins/action/, plugins/plugin_utils/, README.md, CHANGELOG.md), the module
@@ -24,7 +25,8 @@ fi
 
 [ "${SSHFLEET_SKIP_MODULE_BUILD:-0}" = 1 ] || bash scripts/build-modules.sh
 
-stage=target/collection/ansible_collections/sshfleet/fleet
+stage="${SSHFLEET_COLLECTION_DIR:-target/collection}/ansible_collections/sshfleet/fleet"
+dist="${SSHFLEET_DIST:-dist}"
 rm -rf "$stage"
 mkdir -p "$stage"
 cp -R collection/. "$stage/"
@@ -49,15 +51,16 @@ done
 [ "${#archs[@]}" -gt 0 ] || { echo "[collection] no module binaries for any architecture" >&2; exit 1; }
 (cd "$stage/bin" && sha256sum */* > SHA256SUMS)
 
-mkdir -p dist
-out="$(cd "$stage" && "$OLDPWD/$venv/bin/ansible-galaxy" collection build --force --output-path "$OLDPWD/dist" 2>&1)" || {
+mkdir -p "$dist"
+dist="$(cd "$dist" && pwd)"
+out="$(cd "$stage" && "$OLDPWD/$venv/bin/ansible-galaxy" collection build --force --output-path "$dist" 2>&1)" || {
   echo "$out" >&2; exit 1; }
 echo "$out" >&2
 if grep -qi 'warning' <<<"$out"; then
   echo "[collection] ansible-galaxy collection build printed warnings: failing" >&2
   exit 1
 fi
-tarball="dist/sshfleet-fleet-$version.tar.gz"
+tarball="$dist/sshfleet-fleet-$version.tar.gz"
 [ -f "$tarball" ] || { echo "[collection] $tarball was not produced" >&2; exit 1; }
 echo "[collection] $tarball ($(stat -c %s "$tarball") bytes; architectures: ${archs[*]})" >&2
 echo "$tarball"

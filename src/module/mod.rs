@@ -193,11 +193,20 @@ pub fn main_with(spec: &ModuleSpec, handler: fn(&Invocation) -> ModuleResult) ->
     code
 }
 
+/// The arguments from the file `path`, or from stdin when `path` is `-` (how the
+/// collection's action plugin passes them: never on a command line, and without reopening
+/// `/dev/stdin`, which a become user may not open when the pipe belongs to the login user).
 fn read_args_file(path: &std::ffi::OsStr) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let shown = path.to_string_lossy();
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read the module arguments file {shown}: {e}"))?;
+    let f: Box<dyn Read> = if path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| format!("cannot read the module arguments file {shown}: {e}"))?,
+        )
+    };
     let mut buf = Vec::new();
     f.take(MAX_ARGS_FILE + 1)
         .read_to_end(&mut buf)

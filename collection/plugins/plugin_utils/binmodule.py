@@ -12,7 +12,7 @@ since binary modules get no pipelining. This helper replaces all of that with:
 * one round trip when the binary is cached: a small shell script picks the binary for the
   host's architecture (``uname -m``), checks the directory, verifies the file's sha256 and
   ``exec``s it, all in the same command as the same user; the module reads its arguments from
-  stdin (never from the command line);
+  stdin (``MODULE -``; never from the command line);
 * on a miss (first use on that host, or a new collection version) the binary for the reported
   architecture is streamed over stdin to an install script that verifies its hash before it
   renames it into the cache, and the run is repeated: three round trips, once per host and
@@ -107,22 +107,22 @@ def run_script(name, binaries, env_prefix=""):
         "umask 077; %sd=%s; %s; "
         'if %s && [ -f "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] && '
         'echo "$h  $f" | sha256sum -c --status - 2>/dev/null; '
-        'then exec ${SSHFLEET_MODULE_WRAPPER:+"$SSHFLEET_MODULE_WRAPPER"} "$f" /dev/stdin; fi; '
+        'then exec ${SSHFLEET_MODULE_WRAPPER:+"$SSHFLEET_MODULE_WRAPPER"} "$f" -; fi; '
         'echo "%s $a"'
     ) % (env_prefix, _CACHE_DIR, _arch_case(name, binaries), _DIR_OK, MISS)
 
 
-def install_script(name, binaries, arch):
+def install_script(name, binaries, arch, env_prefix=""):
     """Store the binary in stdin into the cache, after verifying its hash."""
     return (
-        "umask 077; d=%s; %s; "
+        "umask 077; %sd=%s; %s; "
         '[ "$a" = %s ] || { echo "architecture changed: now $m"; exit 1; }; '
         'mkdir -p "$d" || exit 1; '
         '%s || { echo "$d: not a directory owned by $(id -un) and writable only by it"; exit 1; }; '
         't="$(mktemp "$d/.upload.XXXXXX")" || exit 1; '
         'if cat > "$t" && echo "$h  $t" | sha256sum -c --status - && chmod 0500 "$t" && mv -f "$t" "$f"; '
         'then echo %s; else rm -f "$t"; echo "cannot store $f (hash mismatch or write error)"; exit 1; fi'
-    ) % (_CACHE_DIR, _arch_case(name, binaries), shlex.quote(arch), _DIR_OK, INSTALLED)
+    ) % (env_prefix, _CACHE_DIR, _arch_case(name, binaries), shlex.quote(arch), _DIR_OK, INSTALLED)
 
 
 def _env_prefix(action):
@@ -190,7 +190,7 @@ class BinaryModuleAction(ActionBase):
             with open(binaries[arch][0], "rb") as f:
                 data = f.read()
             inst = self._low_level_execute_command(
-                install_script(name, binaries, arch), sudoable=True, in_data=data
+                install_script(name, binaries, arch, env), sudoable=True, in_data=data
             )
             if inst.get("rc") != 0 or INSTALLED not in inst.get("stdout", ""):
                 raise AnsibleActionFail(
