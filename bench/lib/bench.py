@@ -433,6 +433,7 @@ def modules(ctx):
     sc = report.Scenario("modules", f"authorized_key present + exclusive on {ctx.n} hosts (module path)",
                          ["sshfleet", "ansible", "sshfleet-cold", "short-name"], hosts=ctx.n)
     f = ctx.fleet
+    load_before = open("/proc/loadavg").read().split()[:3]
     stage = ctx.repo / "target/collection"
     if not (stage / "ansible_collections/sshfleet/fleet/bin").is_dir():
         sc.unavailable["sshfleet"] = sc.unavailable["sshfleet-cold"] = \
@@ -501,9 +502,10 @@ def modules(ctx):
                 cmd, stdin, put, calls = cmd + int(c), stdin + int(i), put + int(p), calls + 1
             total = cmd + stdin + put
             sc.notes.append(
-                f"bytes sent to the hosts, {name}: {total / tasks / 1024:.1f} KiB per host per task "
+                f"bytes handed to ssh/sftp for the hosts (before ssh compression), {name}: {total / tasks / 1024:.1f} KiB per host per task "
                 f"(command lines {cmd / tasks:.0f} B, stdin {stdin / tasks:.0f} B, sftp uploads {put / tasks:.0f} B; "
                 f"{calls / ctx.n:.1f} ssh/sftp invocations per host for 2 tasks)")
+            print("  " + sc.notes[-1], flush=True)
     finally:
         f.reset_keys(USER, snap)
     sc.notes.append("sshfleet = sshfleet.fleet.authorized_key with the binary already in each host's cache "
@@ -512,6 +514,9 @@ def modules(ctx):
                     "sshfleet_authorized_key from `library` (Ansible's binary-module path: upload every task)")
     sc.notes.append("every run starts from the fleet key alone and must end with exactly {fleet key, new key} "
                     "on every host (checked)")
+    sc.notes.append(f"load average (1/5/15 min) before the scenario {' '.join(load_before)}, after "
+                    f"{' '.join(open('/proc/loadavg').read().split()[:3])}: other work on the machine inflates "
+                    "the CPU-heavy side (ansible.posix's Python on the hosts) most")
     return sc
 
 

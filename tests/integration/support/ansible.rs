@@ -48,6 +48,7 @@ impl AnsibleEnv {
         let lib = tmp.path().join("library");
         std::fs::create_dir_all(&lib).unwrap();
         std::fs::create_dir_all(tmp.path().join("home")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("collections")).unwrap();
         std::fs::write(tmp.path().join("ansible.cfg"), "[defaults]\n").unwrap();
         for (name, bin) in module_binaries() {
             std::fs::copy(&bin, lib.join(name)).unwrap();
