@@ -3,7 +3,7 @@
 # hosts, measured in one run with the contenders alternating. Run as root on the test machine
 # (the fleet needs namespaces); loopback only. Not part of the test suite.
 #
-#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss]
+#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss,modules]
 #                [--rss-runs R] [--rss-mib M] [--profile] [--no-build]
 #                [--results FILE | --no-results] [--keep-work]
 #
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-hosts=50 runs=3 only=rotation,replication,inventory,rss rss_runs=1 rss_mib=1024
+hosts=50 runs=3 only=rotation,replication,inventory,rss,modules rss_runs=1 rss_mib=1024
 build=1 results=1 keep=0 profile=0 results_file=bench/RESULTS.md
 args_text="$*"
 while [ $# -gt 0 ]; do
@@ -100,6 +100,10 @@ fi
 log "setting up the Ansible venv (scripts/setup.sh)"
 bash scripts/setup.sh >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; echo "scripts/setup.sh failed" >&2; exit 1; }
 grep '^\[setup\] ready' "$work/setup.log" >&2 || true
+if [[ ",$only," == *,modules,* ]] && [ "$build" = 1 ]; then
+  log "building the module binaries and the sshfleet.fleet collection (scripts/build-collection.sh)"
+  bash scripts/build-collection.sh >"$work/collection.log" 2>&1 || { cat "$work/collection.log" >&2; exit 1; }
+fi
 venv=$repo/target/venv
 
 

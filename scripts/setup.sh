@@ -3,6 +3,7 @@
 # (run as root). Idempotent: each step is skipped when already satisfied.
 #   - OpenSSH server/client, sudo (the test fleet is real sshd processes on loopback)
 #   - the x86_64-unknown-linux-musl Rust target (static Ansible module binaries), if rustup can
+#   - the aarch64-unknown-linux-musl Rust target and qemu-user (aarch64 modules and their tests)
 #   - a Python venv with ansible-core and the `ansible` package (ansible.posix) under target/venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,24 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/
   log "adding rust target x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || log "musl target unavailable; modules will be built for the host target"
 fi
-# ring (TLS for key URLs in the modules) compiles C for the musl target with musl-gcc.
+# The aarch64 modules of the sshfleet.fleet collection: the Rust target only (the modules
+# contain no C since key URLs are fetched on the controller; they link with the toolchain's
+# rust-lld). A machine that cannot add it builds x86_64 alone (scripts/build-modules.sh says so).
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-musl; then
+  log "adding rust target aarch64-unknown-linux-musl"
+  rustup target add aarch64-unknown-linux-musl >/dev/null 2>&1 \
+    || log "WARNING: aarch64 musl target unavailable: the collection will support x86_64 hosts only"
+fi
+# qemu-aarch64 (Debian qemu-user, no binfmt registration) runs the aarch64 modules in the tests.
+if ! command -v qemu-aarch64 >/dev/null 2>&1; then
+  log "installing qemu-user (qemu-aarch64 for the aarch64 module tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends qemu-user >/dev/null \
+    || log "WARNING: qemu-user unavailable: the aarch64 modules will not be tested"
+fi
+# musl-gcc for the x86_64 musl build of C dependencies (the controller-only TLS stack is not
+# in the modules any more; kept for crates that may need it).
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl && ! command -v musl-gcc >/dev/null 2>&1; then
   log "installing musl-tools (musl-gcc for the static module build)"
   export DEBIAN_FRONTEND=noninteractive
@@ -47,6 +65,13 @@ if [ ! -x "$venv/bin/ansible-playbook" ] || [ ! -d "$venv/lib" ] || ! "$venv/bin
   mkdir -p target
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "$ansible_core_spec" "$ansible_spec"
+fi
+# ansible-builder, in its own venv (its dependencies stay out of Ansible's): the tests check
+# execution-environment.yml with `ansible-builder create` (no container engine needed).
+if [ ! -x target/venv-builder/bin/ansible-builder ]; then
+  log "creating target/venv-builder with ansible-builder"
+  python3 -m venv target/venv-builder
+  target/venv-builder/bin/pip install -q --disable-pip-version-check "ansible-builder>=3,<4"
 fi
 ver="$("$venv/bin/ansible" --version 2>/dev/null)" || true
 log "ready: ${ver%%$'\n'*}"

@@ -8,7 +8,7 @@ export PATH="$PWD/target/venv/bin:$PATH"
 export ANSIBLE_HOME="$PWD/target/ansible-home"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-bash scripts/build-modules.sh
+bash scripts/build-modules.sh     # static x86_64 (+ aarch64) modules; the collection tests package them
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast
 else

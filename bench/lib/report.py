@@ -135,6 +135,13 @@ def targets(scen):
         rss = r.med("sshfleet", "maxrss_kib")
         rows.append(("rss", "peak RSS ≤ 128 MiB replicating 1 GiB to 20 hosts",
                      None if rss is None else rss / 1024, lambda v: v <= 128, " MiB"))
+    r = scen.get("modules")
+    if r:
+        a, s = r.med("ansible", "wall"), r.med("sshfleet", "wall")
+        rows.append(("modules", "≥ 1.3× faster wall than ansible.posix.authorized_key (pipelined)", ratio(a, s),
+                     lambda v: v >= 1.3, "×"))
+        rows.append(("modules", "controller CPU ≤ 1.0× ansible.posix.authorized_key's",
+                     ratio(r.med("sshfleet", "cpu"), r.med("ansible", "cpu")), lambda v: v <= 1.0, "×"))
     out = []
     for sc, text, v, ok, unit in rows:
         if v is None:

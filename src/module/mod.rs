@@ -153,7 +153,26 @@ fn failure_object(f: Failure) -> Map<String, Value> {
 /// exit code (0 ok, 1 failed).
 pub fn main_with(spec: &ModuleSpec, handler: fn(&Invocation) -> ModuleResult) -> i32 {
     // Panics become a `failed` result; keep stderr quiet so stdout stays the one object.
-    std::panic::set_hook(Box::new(|_| {}));
+    // Built with panic=abort (the size-optimised `module` profile) nothing unwinds to
+    // `run_on`, so the hook itself prints the failure object and exits 1.
+    let name = spec.name;
+    std::panic::set_hook(Box::new(move |info| {
+        if cfg!(panic = "abort") {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let out = failure_object(Failure::new(format!(
+                "internal error in module {name}: {what}"
+            )));
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", Value::Object(out));
+            let _ = stdout.flush();
+            std::process::exit(1);
+        }
+    }));
     let text = match std::env::args_os().nth(1) {
         None => Err(format!(
             "usage: {} ARGS_FILE (an Ansible module: run it from a playbook or with `ansible -m`)",
@@ -174,11 +193,20 @@ pub fn main_with(spec: &ModuleSpec, handler: fn(&Invocation) -> ModuleResult) ->
     code
 }
 
+/// The arguments from the file `path`, or from stdin when `path` is `-` (how the
+/// collection's action plugin passes them: never on a command line, and without reopening
+/// `/dev/stdin`, which a become user may not open when the pipe belongs to the login user).
 fn read_args_file(path: &std::ffi::OsStr) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let shown = path.to_string_lossy();
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read the module arguments file {shown}: {e}"))?;
+    let f: Box<dyn Read> = if path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| format!("cannot read the module arguments file {shown}: {e}"))?,
+        )
+    };
     let mut buf = Vec::new();
     f.take(MAX_ARGS_FILE + 1)
         .read_to_end(&mut buf)

@@ -14,13 +14,10 @@
 //! "still the content that was read" (retried once from a fresh read), and report a
 //! before/after diff. Check mode stops before the first write.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::authorized_keys::{
-    EditOutcome, EditSpec, KeyCheck, KeyError, PublicKey, State, apply_edit,
-    looks_like_private_key, parse_key_list_with,
+    EditOutcome, EditSpec, KeyCheck, KeyError, PublicKey, State, apply_edit, parse_key_list_with,
 };
 use crate::target::{Body, EditHint, Expect, FileKind, Target, TargetError, UserInfo, WriteSpec};
 
@@ -540,21 +537,45 @@ async fn read_key_file<T: Target>(target: &T, rest: &str) -> Result<String, OpEr
     }
 }
 
+/// Without the `https` feature (the module binaries): no HTTP client is linked in. The
+/// collection's action plugin fetches key URLs on the controller and passes the key text, so
+/// only a module run without it (short name from a `library` directory) gets here.
+#[cfg(not(feature = "https"))]
+pub fn fetch_keys(url: &str, validate_certs: bool) -> Result<String, String> {
+    fetch_keys_with(url, validate_certs, KeyCheck::Strict)
+}
+
+/// [`fetch_keys`] checking the keys as `check` says (without `https`: always the refusal).
+#[cfg(not(feature = "https"))]
+pub fn fetch_keys_with(
+    url: &str,
+    _validate_certs: bool,
+    _check: KeyCheck,
+) -> Result<String, String> {
+    Err(format!(
+        "Error getting key from: {url}: this module binary does not fetch URLs on the host; \
+         run it as sshfleet.fleet.authorized_key, whose action plugin fetches key URLs on the \
+         controller"
+    ))
+}
+
 /// Fetch a key list from an `http(s)://` URL and check that it is one. Blocking. The error
 /// says which URL, the HTTP status, the content type and how the body starts, so a login or
 /// error page is recognizable (never echoes private key material).
+#[cfg(feature = "https")]
 pub fn fetch_keys(url: &str, validate_certs: bool) -> Result<String, String> {
     fetch_keys_with(url, validate_certs, KeyCheck::Strict)
 }
 
 /// [`fetch_keys`] checking the keys as `check` says.
+#[cfg(feature = "https")]
 pub fn fetch_keys_with(url: &str, validate_certs: bool, check: KeyCheck) -> Result<String, String> {
     let tls = ureq::tls::TlsConfig::builder()
         .disable_verification(!validate_certs)
         .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
         .tls_config(tls)
         .user_agent("sshfleet")
         .build()
@@ -590,7 +611,7 @@ pub fn fetch_keys_with(url: &str, validate_certs: bool, check: KeyCheck) -> Resu
     }
     let text = String::from_utf8(body.clone())
         .map_err(|_| format!("keys from {url} are not UTF-8 text: {}", what()))?;
-    if looks_like_private_key(&text) {
+    if crate::authorized_keys::looks_like_private_key(&text) {
         return Err(format!("{url}: {}", KeyError::PrivateKey));
     }
     match parse_key_list_with(&text, check) {
@@ -604,6 +625,7 @@ pub fn fetch_keys_with(url: &str, validate_certs: bool, check: KeyCheck) -> Resu
 }
 
 /// The first bytes of a body, quoted and escaped.
+#[cfg(feature = "https")]
 fn body_excerpt(body: &[u8]) -> String {
     const N: usize = 120;
     let s = String::from_utf8_lossy(&body[..body.len().min(N)]);
@@ -945,6 +967,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "https")]
     fn url_errors_say_what_came_back() {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

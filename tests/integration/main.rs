@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod collection;
 mod fleet;
 mod hostile;
 mod inventory;

@@ -1,8 +1,9 @@
 //! The playbooks in `playbooks/` through real `ansible-playbook` (the venv's ansible-core, its
-//! ssh connection with ControlPersist) against the real sshd test fleet, with the module
-//! binaries cargo built for this run: end to end, a second run reports `changed=0`, `--check`
-//! changes nothing; and for rotation, that `meta: reset_connection` is what stands between a
-//! broken new key and a lock-out.
+//! ssh connection with ControlPersist) against the real sshd test fleet, calling the modules
+//! by FQCN from the `sshfleet.fleet` collection, built into a tarball and installed with
+//! `ansible-galaxy collection install` into a fresh collections path: end to end, a second
+//! run reports `changed=0`, `--check` changes nothing; and for rotation, that
+//! `meta: reset_connection` is what stands between a broken new key and a lock-out.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -134,7 +135,7 @@ fn login_with(fleet: &Fleet, i: usize, key: &Path) -> bool {
 #[test]
 fn playbooks_rotate_keys_end_to_end() {
     let fleet = Fleet::builder().hosts(5).start().unwrap();
-    let env = AnsibleEnv::new();
+    let env = AnsibleEnv::with_collection();
     let n = fleet.hosts().len();
     let key = env.path().join("keys/fleet_new_ed25519");
     let pubkey = env.path().join("keys/fleet_new_ed25519.pub");
@@ -239,7 +240,7 @@ fn playbooks_rotate_keys_end_to_end() {
 #[test]
 fn playbooks_rotate_keys_reset_connection_prevents_lockout() {
     let fleet = Fleet::builder().hosts(2).start().unwrap();
-    let env = AnsibleEnv::new();
+    let env = AnsibleEnv::with_collection();
     let key = env.path().join("broken_ed25519");
     let pb = repo_playbook("rotate_keys.yml");
     let text = std::fs::read_to_string(&pb).unwrap();
@@ -319,7 +320,7 @@ fn pki_files() -> Vec<(&'static str, Vec<u8>, u32)> {
 #[test]
 fn playbooks_replicate_pki_end_to_end() {
     let fleet = Fleet::builder().hosts(5).start().unwrap();
-    let env = AnsibleEnv::new();
+    let env = AnsibleEnv::with_collection();
     let n = fleet.hosts().len();
     let local = |i: usize, p: &str| fleet.host(i).local_path(p).unwrap();
     for (p, content, mode) in pki_files() {

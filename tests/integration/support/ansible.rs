@@ -1,6 +1,8 @@
 //! An isolated Ansible for tests: the venv's ansible-core (`scripts/setup.sh`) with a temp
-//! `ANSIBLE_HOME`, an empty config and a library dir holding the freshly built module binaries
-//! and their sidecar docs. Nothing of the user's Ansible or ssh-agent setup leaks in.
+//! `ANSIBLE_HOME`, an empty config, a library dir holding the freshly built module binaries
+//! and their sidecar docs (the short names), and an empty collections path into which
+//! [`AnsibleEnv::with_collection`] installs the `sshfleet.fleet` tarball built by
+//! `scripts/build-collection.sh`. Nothing of the user's Ansible or ssh-agent setup leaks in.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -46,6 +48,7 @@ impl AnsibleEnv {
         let lib = tmp.path().join("library");
         std::fs::create_dir_all(&lib).unwrap();
         std::fs::create_dir_all(tmp.path().join("home")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("collections")).unwrap();
         std::fs::write(tmp.path().join("ansible.cfg"), "[defaults]\n").unwrap();
         for (name, bin) in module_binaries() {
             std::fs::copy(&bin, lib.join(name)).unwrap();
@@ -56,6 +59,62 @@ impl AnsibleEnv {
             .unwrap();
         }
         AnsibleEnv { tmp }
+    }
+
+    /// An environment with the `sshfleet.fleet` collection built into a tarball from the
+    /// static module binaries of `scripts/build-modules.sh` and installed with
+    /// `ansible-galaxy collection install` into this environment's empty collections path.
+    pub fn with_collection() -> AnsibleEnv {
+        let env = AnsibleEnv::new();
+        let tarball = env.build_collection();
+        let out = env
+            .command("ansible-galaxy")
+            .args(["collection", "install", "--force", "-p"])
+            .arg(env.collections())
+            .arg(&tarball)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ansible-galaxy collection install failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    /// Run `scripts/build-collection.sh` (without rebuilding the modules) with its staging
+    /// tree and output in this environment; the tarball's path. The script fails on any
+    /// warning of `ansible-galaxy collection build`.
+    pub fn build_collection(&self) -> PathBuf {
+        let bin =
+            repo_root().join("target/x86_64-unknown-linux-musl/module/sshfleet_authorized_key");
+        assert!(
+            bin.exists(),
+            "{} missing: run bash scripts/build-modules.sh (static module binaries for the collection)",
+            bin.display()
+        );
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/build-collection.sh"))
+            .env("SSHFLEET_SKIP_MODULE_BUILD", "1")
+            .env("SSHFLEET_COLLECTION_DIR", self.tmp.path().join("stage"))
+            .env("SSHFLEET_DIST", self.tmp.path().join("dist"))
+            .env("ANSIBLE_HOME", self.tmp.path().join("home"))
+            .env("ANSIBLE_CONFIG", self.tmp.path().join("ansible.cfg"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/build-collection.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        PathBuf::from(path)
+    }
+
+    /// The collections path of this environment (`ANSIBLE_COLLECTIONS_PATH`).
+    pub fn collections(&self) -> PathBuf {
+        self.tmp.path().join("collections")
     }
 
     pub fn path(&self) -> &Path {
@@ -73,6 +132,7 @@ impl AnsibleEnv {
             .env("ANSIBLE_HOME", t.join("home"))
             .env("ANSIBLE_CONFIG", t.join("ansible.cfg"))
             .env("ANSIBLE_LIBRARY", self.library())
+            .env("ANSIBLE_COLLECTIONS_PATH", self.collections())
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_FORCE_COLOR", "0")
             .env("ANSIBLE_LOCALHOST_WARNING", "false")
