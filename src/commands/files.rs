@@ -83,11 +83,18 @@ async fn fan_out_to_fleet<S: Target>(
     src: &S,
     set: SourceSet,
     specs: Vec<ConnSpec>,
-    opts: CopyOptions,
+    mut opts: CopyOptions,
     title: &str,
 ) -> ExitCode {
     let connector = g.connector();
-    let mut reporter = g.reporter().with_title(title);
+    // The bar counts bytes: every destination is expected to need the whole source until
+    // it knows better.
+    let whole: u64 = set.files.iter().map(|f| f.size).sum();
+    let mut reporter = g
+        .reporter()
+        .with_title(title)
+        .with_transfer(whole, set.files.len() == 1);
+    opts.progress = reporter.progress(specs.len());
     // Destination number by host name: a job takes its own place in the replication.
     let index: Arc<HashMap<String, usize>> = Arc::new(
         specs
@@ -241,12 +248,18 @@ fn run_slurp(
         std::fs::create_dir_all(d).map_err(|e| Error::io(d.display(), e))?;
     }
     let title = if dest.is_some() { "fetch" } else { "slurp" };
-    let reporter = g.reporter().with_title(title);
+    // Sizes are known per host only once it stats its files: no estimate in advance.
+    let mut reporter = g
+        .reporter()
+        .with_title(title)
+        .with_transfer(0, paths.len() == 1);
+    let progress = reporter.progress(specs.len());
     let paths = Arc::new(paths.to_vec());
     let check = g.check;
     Ok(run_on_specs(g, specs, reporter, move |ctx| {
         let paths = Arc::clone(&paths);
         let dest = dest.clone();
+        let progress = progress.clone();
         async move {
             let t = ctx.target().await?;
             let mut results = Vec::new();
@@ -254,7 +267,7 @@ fn run_slurp(
             let mut changed = false;
             for p in paths.iter() {
                 let r = match &dest {
-                    Some(d) => slurp::fetch(t, p, d, check).await.map(|f| {
+                    Some(d) => slurp::fetch(t, p, d, check, &progress).await.map(|f| {
                         changed |= f.changed;
                         f.to_json()
                     }),
