@@ -29,7 +29,14 @@ use crate::run::Invocation;
 
 /// Rotate SSH keys and replicate files across an Ansible inventory, in parallel, safely.
 #[derive(Debug, Parser)]
-#[command(name = "sshfleet", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "sshfleet",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Examples:\n  sshfleet -i hosts.ini ping\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026\n  sshfleet -i hosts.ini replicate --from ca01 /etc/pki/ca-bundle.pem -b"
+)]
 pub struct Cli {
     /// Inventory file or directory (repeatable; comma-separated host lists like `a,b,` too).
     /// Default: $ANSIBLE_INVENTORY, then ansible.cfg [defaults] inventory, then /etc/ansible/hosts.

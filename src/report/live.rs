@@ -201,8 +201,14 @@ impl Live {
 
     fn with<R>(&self, force_message: bool, f: impl FnOnce(&mut Tally) -> R) -> R {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let before = st.0.done;
         let r = f(&mut st.0);
         let tally = &st.0;
+        if before == 0 && tally.done > 0 {
+            // Rate and ETA from the first byte on, not from the start (connecting, hashing
+            // and waiting for the wave are not throughput).
+            self.bar.reset_eta();
+        }
         if matches!(self.kind, LiveKind::Transfer { .. }) {
             self.bar.set_length(tally.total.max(tally.done));
             self.bar.set_position(tally.done);
