@@ -171,8 +171,7 @@ impl Reporter {
             style: LineStyle::Task,
             live: None,
             kind: LiveKind::Hosts,
-            // Never with --json (a machine reads the output), only on a terminal.
-            show_bar: mode == OutputMode::Text && std::io::stderr().is_terminal(),
+            show_bar: std::io::stderr().is_terminal(),
             header: None,
             diff: false,
         }
@@ -196,7 +195,8 @@ impl Reporter {
         self
     }
 
-    /// Force the progress bar on or off (it defaults to "stderr is a terminal").
+    /// Force the progress bar on or off (it defaults to "stderr is a terminal"; never with
+    /// `--json`).
     pub fn with_progress(mut self, on: bool) -> Self {
         self.show_bar = on;
         self
@@ -229,7 +229,8 @@ impl Reporter {
     }
 
     fn live_for(&mut self, hosts: usize) -> Option<Arc<Live>> {
-        if !self.show_bar || hosts == 0 {
+        // Never with --json, whatever `with_progress` said: a machine reads that output.
+        if !self.show_bar || self.mode != OutputMode::Text || hosts == 0 {
             return None;
         }
         let kind = self.kind.clone();
@@ -507,6 +508,18 @@ mod tests {
         assert_eq!(j["stats"]["a"]["ok"], 1);
         assert_eq!(j["stats"]["a"]["changed"], 1);
         assert_eq!(j["stats"]["b"]["failed"], 1);
+    }
+
+    #[test]
+    fn no_bar_and_no_progress_with_json_even_when_forced() {
+        let mut r = Reporter::new(OutputMode::Json, 0)
+            .with_progress(true)
+            .with_transfer(10, true);
+        assert!(!r.progress(3).is_some());
+        r.start(3);
+        assert!(r.live.is_none());
+        let mut off = Reporter::new(OutputMode::Text, 0).with_progress(false);
+        assert!(!off.progress(3).is_some());
     }
 
     #[test]

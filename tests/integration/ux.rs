@@ -275,6 +275,60 @@ fn transfer_bar_on_a_terminal_silence_elsewhere_and_the_same_recap() {
         tmux.screen()
     );
     assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
+    drop(tmux);
+
+    // 4. --json on a terminal: not one byte of bar, even while a host holds the run up.
+    fleet.pause_host(2);
+    let (script_path, out, exit) = script(
+        &fleet,
+        dir.path(),
+        "json",
+        "-T 90 --json -b replicate --from host01 /srv/ux/big.bin --dest /srv/ux/json.bin",
+    );
+    let go = dir.path().join("go");
+    let raw = dir.path().join("json.raw");
+    let gated = format!(
+        "while [ ! -e {g} ]; do sleep 0.1; done\n{}",
+        std::fs::read_to_string(&script_path).unwrap(),
+        g = sh_quote(&go)
+    );
+    std::fs::write(&script_path, gated).unwrap();
+    let tmux = Tmux::start(&script_path, "json");
+    let ok = tmux
+        .tmux()
+        .args(["pipe-pane", "-o", "-t", "ux"])
+        .arg(format!("cat >> {}", sh_quote(&raw)))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::write(&go, "").unwrap();
+    let landed = fleet.host(1).local_path("/srv/ux/json.bin").unwrap();
+    let done = wait_for("host02 to get its copy", Duration::from_secs(60), || {
+        std::fs::read(&landed).is_ok_and(|b| b == big)
+    });
+    // A moment for any would-be redraw (the bar ticks every 100 ms).
+    std::thread::sleep(Duration::from_millis(500));
+    let mid = std::fs::read(&raw).unwrap_or_default();
+    let still_running = !exit.exists();
+    fleet.resume_host(2);
+    assert!(
+        done && still_running,
+        "host02 done: {done}, running: {still_running}"
+    );
+    assert!(
+        !mid.contains(&0x1b) && !String::from_utf8_lossy(&mid).contains("hosts"),
+        "--json drew on the terminal: {:?}",
+        String::from_utf8_lossy(&mid)
+    );
+    assert!(
+        wait_for("the json run to end", Duration::from_secs(120), || exit
+            .exists()),
+        "{}",
+        tmux.screen()
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).expect("one JSON document");
+    assert_eq!(doc["hosts"]["host03"]["status"], "changed", "{doc}");
 }
 
 fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
