@@ -55,12 +55,36 @@ pub fn completions(shell: Shell) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One page: clap_mangen's sections, then the command's examples (its `--help` ends with them)
+/// as an `EXAMPLES` section set as written (no filling), one command line per line.
 fn render(cmd: clap::Command) -> Result<String> {
+    let examples = cmd.get_after_help().map(|h| h.to_string());
     let mut out = Vec::new();
-    clap_mangen::Man::new(cmd)
+    clap_mangen::Man::new(cmd.after_help(None::<&'static str>))
+        .source(concat!("sshfleet ", env!("CARGO_PKG_VERSION")))
         .render(&mut out)
         .map_err(|e| Error::io("man page", e))?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    let mut page = String::from_utf8_lossy(&out).into_owned();
+    if let Some(text) = examples {
+        page.push_str(&examples_section(&text));
+    }
+    Ok(page)
+}
+
+/// `Examples:\n  sshfleet ...` as roff: `.SH EXAMPLES`, then the lines unfilled.
+fn examples_section(help: &str) -> String {
+    let mut s = String::from(".SH EXAMPLES\n.nf\n");
+    for line in help.lines().skip_while(|l| l.trim_end().ends_with(':')) {
+        // Backslashes and hyphens as roff wants them; a leading `.` or `'` would be a request.
+        let esc = line.trim().replace('\\', "\\e").replace('-', "\\-");
+        if esc.starts_with('.') || esc.starts_with('\'') {
+            s.push_str("\\&");
+        }
+        s.push_str(&esc);
+        s.push('\n');
+    }
+    s.push_str(".fi\n");
+    s
 }
 
 /// `sshfleet.1`: the global options and the list of commands.
@@ -111,5 +135,9 @@ mod tests {
         let top = man_page().unwrap();
         assert!(top.starts_with(".ie"), "roff expected: {}", &top[..80]);
         assert!(top.contains("replicate"));
+        assert!(
+            top.contains(".SH EXAMPLES\n.nf\nsshfleet \\-i hosts.ini ping\n"),
+            "{top}"
+        );
     }
 }

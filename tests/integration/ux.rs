@@ -399,6 +399,12 @@ fn completions_load_in_bash_and_the_man_page_renders() {
             "{} lacks {must}:\n{text}",
             file.display()
         );
-        assert!(text.contains("Examples:"), "{text}");
+        // The examples, one command per line as written.
+        assert!(text.contains("EXAMPLES"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.trim().starts_with("sshfleet -i hosts.ini")),
+            "{text}"
+        );
     }
 }
