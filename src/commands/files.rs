@@ -176,7 +176,12 @@ fn run_replicate(
             host: ctx.host().to_string(),
             source: e,
         })?;
-        let (set, warnings) = scan_source(src, paths, opts.recurse).await?;
+        let busy = g
+            .reporter()
+            .busy(&format!("reading and hashing the source on {}", ctx.host()));
+        let scanned = scan_source(src, paths, opts.recurse).await;
+        drop(busy);
+        let (set, warnings) = scanned?;
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
@@ -216,7 +221,10 @@ fn run_copy(g: &Config, pattern: &str, sources: &[String], opts: &CopyOptions) -
     let opts = with_global(opts, g);
     block_on(async move {
         let here = LocalTarget::new();
-        let (set, warnings) = scan_source(&here, &sources, opts.recurse).await?;
+        let busy = g.reporter().busy("reading and hashing the local sources");
+        let scanned = scan_source(&here, &sources, opts.recurse).await;
+        drop(busy);
+        let (set, warnings) = scanned?;
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }

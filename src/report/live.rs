@@ -244,6 +244,35 @@ impl Progress for Live {
     }
 }
 
+/// A spinner with a message for work before the hosts start (e.g. hashing the source of a
+/// replication), cleared when dropped. Shown only where the bar would be.
+pub struct Busy(Option<ProgressBar>);
+
+impl Busy {
+    pub fn new(show: bool, msg: &str) -> Self {
+        if !show {
+            return Busy(None);
+        }
+        let bar =
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(REDRAW_HZ));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(msg.to_string());
+        bar.enable_steady_tick(Duration::from_millis(1000 / u64::from(REDRAW_HZ)));
+        Busy(Some(bar))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,6 +202,12 @@ impl Reporter {
         self
     }
 
+    /// A spinner saying `msg` until the returned guard is dropped, where a bar would show
+    /// (text mode, stderr a terminal): for work before the run starts.
+    pub fn busy(&self, msg: &str) -> live::Busy {
+        live::Busy::new(self.show_bar && self.mode == OutputMode::Text, msg)
+    }
+
     /// A transfer: the bar counts bytes (done/total, throughput, ETA) instead of hosts.
     /// `estimate` is what one host is expected to move until it knows (the source's size);
     /// `single_file` adds the slowest destination.
