@@ -2,6 +2,8 @@
 # Install everything sshfleet's demo, tests and benchmarks need on a fresh Debian machine
 # (run as root). Idempotent: each step is skipped when already satisfied.
 #   - OpenSSH server/client, sudo (the test fleet is real sshd processes on loopback)
+#   - tmux (the progress-bar tests run sshfleet on a pseudo-terminal) and man-db (`man -l`
+#     renders the generated man page in the tests)
 #   - the x86_64-unknown-linux-musl Rust target (static Ansible module binaries), if rustup can
 #   - the aarch64-unknown-linux-musl Rust target and qemu-user (aarch64 modules and their tests)
 #   - a Python venv with ansible-core and the `ansible` package (ansible.posix) under target/venv
@@ -16,6 +18,8 @@ command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 command -v sudo >/dev/null 2>&1 || need_pkgs+=(sudo)
 command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
+command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
+command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

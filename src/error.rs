@@ -153,6 +153,7 @@ mod tests {
                     msg: None,
                     result: json!({}),
                     diff: None,
+                    timing: None,
                 })
                 .collect(),
             ..Default::default()

@@ -6,6 +6,8 @@
 //! runner/reporter split of cargo-nextest); the command drivers plug one into the other.
 //! Pure data: nothing here does I/O.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::target::TargetError;
@@ -32,6 +34,28 @@ pub struct HostOutcome {
     pub result: Value,
     /// Before/after for `--diff`.
     pub diff: Option<Value>,
+    /// Where the host's time went (filled in by the runner; shown with `-v`).
+    pub timing: Option<HostTiming>,
+}
+
+/// One host's time: connecting, authenticating, and the job itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostTiming {
+    /// TCP connect and SSH handshake (`None`: no connection was made).
+    pub connect: Option<Duration>,
+    /// Authentication (`None`: no connection was made).
+    pub auth: Option<Duration>,
+    /// The whole job, connection included.
+    pub total: Duration,
+}
+
+impl HostTiming {
+    /// The job's own time: the total minus connecting and authenticating.
+    pub fn work(&self) -> Duration {
+        self.total
+            .saturating_sub(self.connect.unwrap_or_default())
+            .saturating_sub(self.auth.unwrap_or_default())
+    }
 }
 
 impl HostOutcome {
@@ -42,6 +66,7 @@ impl HostOutcome {
             msg,
             result,
             diff: None,
+            timing: None,
         }
     }
     pub fn ok(host: &str, result: Value) -> Self {

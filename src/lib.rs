@@ -6,7 +6,8 @@
 //! host. See `ARCHITECTURE.md` for the layers; in short, bottom up:
 //!
 //! - single-host core (also in the module binaries): [`authorized_keys`], [`files`] and
-//!   [`known_hosts`] (file models), [`target`] (the host abstraction and the local host), [`ops`], [`module`];
+//!   [`known_hosts`] (file models), [`target`] (the host abstraction and the local host), [`ops`]
+//!   and the [`progress`] they report, [`module`];
 //! - controller (feature `controller`): `inventory`, `ssh` (transport and `SshTarget`),
 //!   `events`, `fleet` (runner), `report`, `error`, `commands` (drivers), `run`, `cli`;
 //! - `testfleet` (feature `testfleet`): a local fleet of real sshd hosts for tests and demos.
@@ -16,6 +17,7 @@ pub mod files;
 pub mod known_hosts;
 pub mod module;
 pub mod ops;
+pub mod progress;
 pub mod target;
 
 #[cfg(feature = "controller")]

@@ -25,6 +25,13 @@ pub enum Command {
     Keys(crate::commands::keys::KeysCommand),
     /// `slurp`, `copy`, `replicate`
     Files(crate::ops::replicate::FilesCommand),
+    /// Print generated text (`completions SHELL`, `man`) on stdout.
+    Print(String),
+    /// Write generated files into `dir` (`man --dir DIR`): `(file name, content)`.
+    WriteFiles {
+        dir: std::path::PathBuf,
+        files: Vec<(String, String)>,
+    },
     /// `fleet up`: a local test/demo fleet (see [`crate::testfleet::up`])
     #[cfg(feature = "testfleet")]
     FleetUp(crate::testfleet::up::UpConfig),
@@ -45,6 +52,29 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         #[cfg(feature = "testfleet")]
         Command::FleetUp(cfg) => {
             crate::testfleet::up::run_up(cfg)?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Print(text) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth reporting.
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            Ok(ExitCode::Ok)
+        }
+        Command::WriteFiles { dir, files } => {
+            std::fs::create_dir_all(&dir).map_err(|e| crate::error::Error::io(dir.display(), e))?;
+            for (name, content) in files {
+                // Temp file and rename: a reader never sees half a page.
+                let path = dir.join(&name);
+                let tmp = dir.join(format!(".{name}.sshfleet-{}.tmp", std::process::id()));
+                std::fs::write(&tmp, content)
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .map_err(|e| {
+                        let _ = std::fs::remove_file(&tmp);
+                        crate::error::Error::io(path.display(), e)
+                    })?;
+                println!("{}", path.display());
+            }
             Ok(ExitCode::Ok)
         }
         Command::InventoryList => inventory::list(g),

@@ -100,8 +100,7 @@ impl CopyFlags {
             backup: self.backup,
             force: !self.no_force,
             validate: self.validate,
-            check: false,
-            diff: false,
+            ..CopyOptions::default()
         })
     }
 }

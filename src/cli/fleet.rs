@@ -13,6 +13,9 @@ use crate::testfleet::up::UpConfig;
 pub enum FleetCommand {
     /// Start N local sshd hosts on 127.0.0.1 (root only), write DIR/ready, hold until
     /// SIGINT/SIGTERM, then tear down.
+    #[command(
+        after_help = "Examples:\n  sshfleet fleet up --hosts 10 --dir /tmp/fleet\n  sshfleet fleet up -n 50 --users deploy --sshd-option 'MaxSessions 50'"
+    )]
     Up(UpArgs),
 }
 

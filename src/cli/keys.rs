@@ -19,14 +19,29 @@ use crate::run::Command;
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List authorized keys (fingerprints and comments) per host.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini keys list --user deploy\n  sshfleet -i hosts.ini keys list -H db -b --user postgres"
+    )]
     List(ListArgs),
     /// Add keys (like authorized_key state=present).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini keys add --user deploy --key ~/.ssh/alice.pub --diff\n  sshfleet -i hosts.ini keys add --user deploy --key https://github.com/alice.keys --key-options 'from=\"10.0.0.0/8\"'"
+    )]
     Add(EditArgs),
     /// Remove keys (like authorized_key state=absent).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini keys remove --user deploy --key 'ssh-ed25519 AAAA... bob@laptop'\n  sshfleet -i hosts.ini keys remove --user deploy --key bob.pub -b --check --diff"
+    )]
     Remove(EditArgs),
     /// Make the given keys the only ones (like authorized_key exclusive=true).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini keys set --user deploy --key new.pub --key ops.pub --check --diff\n  sshfleet -i hosts.ini keys set -H web --user deploy --key team.keys --keep-comments -b"
+    )]
     Set(EditArgs),
     /// Add a new key, prove it logs in on its own, then remove every other key.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026 --install\n  sshfleet -i hosts.ini keys rotate --user backup -b --new-key ~/.ssh/backup_2026 --keep ops.pub\n  sshfleet -i hosts.ini keys rotate --new-key ~/.ssh/fleet_2026 --check --diff"
+    )]
     Rotate(RotateArgs),
 }
 

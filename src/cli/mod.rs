@@ -7,6 +7,7 @@
 //! its own file.
 
 pub mod adhoc;
+pub mod docs;
 pub mod files;
 #[cfg(feature = "testfleet")]
 pub mod fleet;
@@ -28,7 +29,14 @@ use crate::run::Invocation;
 
 /// Rotate SSH keys and replicate files across an Ansible inventory, in parallel, safely.
 #[derive(Debug, Parser)]
-#[command(name = "sshfleet", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "sshfleet",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Examples:\n  sshfleet -i hosts.ini ping\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026\n  sshfleet -i hosts.ini replicate --from ca01 /etc/pki/ca-bundle.pem -b"
+)]
 pub struct Cli {
     /// Inventory file or directory (repeatable; comma-separated host lists like `a,b,` too).
     /// Default: $ANSIBLE_INVENTORY, then ansible.cfg [defaults] inventory, then /etc/ansible/hosts.
@@ -181,25 +189,62 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the inventory as `ansible-inventory` does (`--list` or `--host H`).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i inventory/hosts.ini inventory --list\n  sshfleet -i inventory/ inventory --host web01"
+    )]
     Inventory(inventory::InventoryArgs),
     /// List the hosts a pattern selects, as `ansible PATTERN --list-hosts` does.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini hosts 'web:&prod:!web03'\n  sshfleet -i hosts.ini -l @retry.txt hosts all"
+    )]
     Hosts(inventory::HostsArgs),
     /// Connect, authenticate and run `true` on every selected host.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini ping\n  sshfleet -i hosts.ini ping web -u admin --private-key ~/.ssh/admin_ed25519\n  sshfleet -i hosts.ini --host-key-checking accept-new ping new_racks"
+    )]
     Ping(adhoc::PingArgs),
     /// Run a command (no shell) on every selected host, like `ansible -m command`.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini run -- systemctl is-active sshd\n  sshfleet -i hosts.ini run -H db -b -- cat /etc/sudoers.d/deploy"
+    )]
     Run(adhoc::RunArgs),
     /// Manage authorized_keys: list, add, remove, set (exclusive), rotate.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sshfleet -i hosts.ini keys list --user deploy\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026 --install"
+    )]
     Keys(keys::KeysCommand),
     /// Fetch files from one host to the controller (or print them as JSON, like slurp).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini slurp --from ca01 /etc/pki/ca.crt --dest fetched/\n  sshfleet -i hosts.ini slurp --from 'web*' /etc/nginx/nginx.conf --dest configs/\n  sshfleet -i hosts.ini --json slurp --from ca01 /etc/pki/ca.crt"
+    )]
     Slurp(files::SlurpArgs),
     /// Copy controller files to every selected host.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini copy ./token --dest /etc/app/ -b --owner app --mode 0600\n  sshfleet -i hosts.ini copy -r ./conf.d/ --dest /etc/app/conf.d/ -H web -b --check --diff"
+    )]
     Copy(files::CopyArgs),
     /// Copy files from one host to every other selected host, byte for byte.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini replicate --from ca01 /etc/pki/ca-bundle.pem -b --mode 0644\n  sshfleet -i hosts.ini -l pki replicate --from ca01 -r /etc/pki/issued/ -b\n  sshfleet -i hosts.ini replicate --from ca01 /etc/pki/ca.crt --validate 'openssl x509 -in %s'"
+    )]
     Replicate(files::ReplicateArgs),
+    /// Print a shell completion script generated from these flags.
+    #[command(
+        after_help = "Examples:\n  sshfleet completions bash > /etc/bash_completion.d/sshfleet\n  sshfleet completions zsh > \"${fpath[1]}/_sshfleet\"\n  sshfleet completions fish > ~/.config/fish/completions/sshfleet.fish"
+    )]
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with --dir.
+    #[command(
+        after_help = "Examples:\n  sshfleet man | man -l -\n  sudo sshfleet man --dir /usr/local/share/man/man1 && man sshfleet-replicate"
+    )]
+    Man(docs::ManArgs),
     /// Test/demo: run a local fleet of real sshd hosts on 127.0.0.1 (`fleet up`; root only).
     #[cfg(feature = "testfleet")]
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sshfleet fleet up --hosts 10 --dir /tmp/fleet\n  sshfleet -i /tmp/fleet/inventory.ini ping"
+    )]
     Fleet(fleet::FleetCommand),
 }
 
@@ -266,6 +311,8 @@ impl Cli {
             Command::Slurp(a) => a.into_command()?,
             Command::Copy(a) => a.into_command()?,
             Command::Replicate(a) => a.into_command()?,
+            Command::Completions(a) => a.into_command()?,
+            Command::Man(a) => a.into_command()?,
             #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
         };
@@ -292,5 +339,79 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Words of a simple shell line: blanks split, '…' and "…" quote (\" inside "…").
+    fn sh_words(line: &str) -> Vec<String> {
+        let (mut words, mut cur, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (None, ' ') => {
+                    if any {
+                        words.push(std::mem::take(&mut cur));
+                    }
+                    any = false;
+                }
+                (None, '\'' | '"') => (quote, any) = (Some(c), true),
+                (Some(q), c) if c == q => quote = None,
+                (Some('"'), '\\') => cur.extend(chars.next()),
+                (_, c) => (cur.push(c), any = true).0,
+            }
+        }
+        assert!(quote.is_none(), "unbalanced quotes: {line}");
+        if any {
+            words.push(cur);
+        }
+        words
+    }
+
+    /// Every command a user runs ends its `--help` with two or three examples, each a real
+    /// `sshfleet` command line that parses with these very definitions.
+    #[test]
+    fn every_command_help_ends_with_examples_that_parse() {
+        fn leaves(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+            let subs: Vec<_> = cmd
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .collect();
+            if let Some(h) = cmd.get_after_help() {
+                out.push((path.clone(), h.to_string()));
+            } else if subs.is_empty() {
+                out.push((path.clone(), String::new()));
+            }
+            for s in subs {
+                let mut p = path.clone();
+                p.push(s.get_name().to_string());
+                leaves(s, p, out);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        leaves(&cmd, vec![], &mut all);
+        assert!(all.len() > 10, "{all:?}");
+        for (path, help) in all {
+            let Some(text) = help.strip_prefix("Examples:\n") else {
+                panic!("sshfleet {}: --help has no examples", path.join(" "));
+            };
+            let examples: Vec<&str> = text.lines().collect();
+            assert!(
+                (2..=3).contains(&examples.len()),
+                "sshfleet {}: {examples:?}",
+                path.join(" ")
+            );
+            for ex in examples {
+                let line = ex.trim().trim_start_matches("sudo ");
+                let line = line.split(" | ").next().unwrap();
+                let line = line.split(" && ").next().unwrap();
+                let line = line.split(" > ").next().unwrap();
+                let argv = sh_words(line);
+                assert_eq!(argv[0], "sshfleet", "{ex}");
+                if let Err(e) = Cli::try_parse_from(&argv) {
+                    panic!("example does not parse: {ex}\n{e}");
+                }
+            }
+        }
     }
 }

@@ -86,12 +86,19 @@ async fn fan_out_to_fleet<S: Target>(
     src: &S,
     set: SourceSet,
     specs: Vec<ConnSpec>,
-    opts: CopyOptions,
+    mut opts: CopyOptions,
     title: &str,
     given: Option<Vec<String>>,
 ) -> ExitCode {
     let connector = g.connector();
-    let mut reporter = g.reporter().with_title(title);
+    // The bar counts bytes: every destination is expected to need the whole source until
+    // it knows better.
+    let whole: u64 = set.files.iter().map(|f| f.size).sum();
+    let mut reporter = g
+        .reporter()
+        .with_title(title)
+        .with_transfer(whole, set.files.len() == 1);
+    opts.progress = reporter.progress(specs.len());
     // Destination number by host name: a job takes its own place in the replication.
     let index: Arc<HashMap<String, usize>> = Arc::new(
         specs
@@ -190,7 +197,12 @@ fn run_replicate(
                 .iter()
                 .any(|p| crate::files::expand::needs_expansion(p)))
         .then(|| paths.to_vec());
-        let (set, warnings) = scan_source(src, &src_paths, opts.recurse).await?;
+        let busy = g
+            .reporter()
+            .busy(&format!("reading and hashing the source on {}", ctx.host()));
+        let scanned = scan_source(src, &src_paths, opts.recurse).await;
+        drop(busy);
+        let (set, warnings) = scanned?;
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
@@ -230,7 +242,10 @@ fn run_copy(g: &Config, pattern: &str, sources: &[String], opts: &CopyOptions) -
     let opts = with_global(opts, g);
     block_on(async move {
         let here = LocalTarget::new();
-        let (set, warnings) = scan_source(&here, &sources, opts.recurse).await?;
+        let busy = g.reporter().busy("reading and hashing the local sources");
+        let scanned = scan_source(&here, &sources, opts.recurse).await;
+        drop(busy);
+        let (set, warnings) = scanned?;
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
@@ -265,12 +280,18 @@ fn run_slurp(
         std::fs::create_dir_all(d).map_err(|e| Error::io(d.display(), e))?;
     }
     let title = if dest.is_some() { "fetch" } else { "slurp" };
-    let reporter = g.reporter().with_title(title);
+    // Sizes are known per host only once it stats its files: no estimate in advance.
+    let mut reporter = g
+        .reporter()
+        .with_title(title)
+        .with_transfer(0, paths.len() == 1);
+    let progress = reporter.progress(specs.len());
     let paths = Arc::new(paths.to_vec());
     let check = g.check;
     Ok(run_on_specs(g, specs, reporter, move |ctx| {
         let paths = Arc::clone(&paths);
         let dest = dest.clone();
+        let progress = progress.clone();
         async move {
             let t = ctx.target().await?;
             let mut results = Vec::new();
@@ -291,7 +312,7 @@ fn run_slurp(
                 }
                 let p = p.as_str();
                 let r = match &dest {
-                    Some(d) => slurp::fetch(t, p, d, check).await.map(|f| {
+                    Some(d) => slurp::fetch(t, p, d, check, &progress).await.map(|f| {
                         changed |= f.changed;
                         f.to_json()
                     }),

@@ -44,7 +44,7 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-pub use crate::events::{EventSink, HostOutcome, Recap, Status};
+pub use crate::events::{EventSink, HostOutcome, HostTiming, Recap, Status};
 use crate::inventory::conn::ConnSpec;
 use crate::ssh::target::SshTarget;
 use crate::ssh::{Connector, SshConfig};
@@ -153,6 +153,11 @@ impl HostCtx {
         Ok(SshTarget::new(s, &self.spec.r#become)?)
     }
 
+    /// Connect and authentication times of the host's connection, if one was opened.
+    pub fn connect_timing(&self) -> Option<crate::ssh::ConnectTiming> {
+        self.target.get().map(|t| t.session().timing)
+    }
+
     /// Close the host's connection, if one was opened.
     pub async fn close(&self) {
         if let Some(t) = self.target.get() {
@@ -188,6 +193,7 @@ where
         let timeout = opts.host_timeout;
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
+            let started = std::time::Instant::now();
             let host = ctx.host().to_string();
             let fut = job(ctx.clone());
             let res = match timeout {
@@ -200,8 +206,14 @@ where
                 },
                 None => fut.await,
             };
+            let conn = ctx.connect_timing();
+            let timing = HostTiming {
+                connect: conn.map(|c| c.connect),
+                auth: conn.map(|c| c.auth),
+                total: started.elapsed(),
+            };
             ctx.close().await;
-            let outcome = match res {
+            let mut outcome = match res {
                 Ok(mut o) => {
                     if o.host.is_empty() {
                         o.host = host;
@@ -210,6 +222,7 @@ where
                 }
                 Err(e) => HostOutcome::from_error(&host, &e),
             };
+            outcome.timing.get_or_insert(timing);
             (idx, outcome)
         });
     }

@@ -189,6 +189,7 @@ pub fn copy_options(inv: &Invocation, dest: String) -> Result<CopyOptions, Failu
         validate,
         check: inv.check_mode,
         diff: inv.diff,
+        ..CopyOptions::default()
     })
 }
 

@@ -22,6 +22,7 @@ use crate::files::owner::IdSpec;
 use crate::files::plan::{Action, Desired, Plan, decide};
 use crate::files::spec::{self, SourceRoot};
 use crate::ops::replicate::fanout::RELAY_DEPTH;
+use crate::progress::ProgressHandle;
 use crate::target::{Body, FileKind, Target, TargetError, WriteSpec};
 
 /// Ansible copy's options (those that apply per destination).
@@ -46,6 +47,8 @@ pub struct CopyOptions {
     pub validate: Option<String>,
     pub check: bool,
     pub diff: bool,
+    /// Where bytes planned and written are reported (nowhere by default).
+    pub progress: ProgressHandle,
 }
 
 impl Default for CopyOptions {
@@ -62,6 +65,7 @@ impl Default for CopyOptions {
             validate: None,
             check: false,
             diff: false,
+            progress: ProgressHandle::none(),
         }
     }
 }
@@ -277,6 +281,15 @@ impl HostPlan {
                     .any(|f| f.file == i && matches!(&f.plan, Ok(p) if p.action.writes_content()))
             })
             .collect()
+    }
+
+    /// Bytes this host will write: the size of every file whose content it needs.
+    pub fn bytes_to_write(&self, set: &SourceSet) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| matches!(&f.plan, Ok(p) if p.action.writes_content()))
+            .map(|f| set.files[f.file].size)
+            .sum()
     }
 }
 
@@ -662,14 +675,21 @@ async fn apply_file<T: Target>(
                 };
                 let out = match (&f.content, rx) {
                     (Some(c), _) => {
-                        t.write_atomic(&ws, Body::Digested(c.clone(), f.sha256))
-                            .await?
+                        let out = t
+                            .write_atomic(&ws, Body::Digested(c.clone(), f.sha256))
+                            .await?;
+                        opts.progress.transferred(t.host(), f.size);
+                        out
                     }
                     (None, Some(rx)) => {
                         let (tx2, rx2) = mpsc::channel(RELAY_DEPTH);
+                        let counted = Counted {
+                            progress: &opts.progress,
+                            host: t.host(),
+                        };
                         let (written, ()) = tokio::join!(
                             t.write_atomic(&ws, Body::Stream(rx2)),
-                            length_checked(rx, tx2, f.size)
+                            length_checked(rx, tx2, f.size, counted)
                         );
                         written?
                     }
@@ -712,13 +732,20 @@ async fn apply_file<T: Target>(
     (fp.file, r)
 }
 
+/// Where [`length_checked`] reports the bytes it relays.
+struct Counted<'a> {
+    progress: &'a ProgressHandle,
+    host: &'a str,
+}
+
 /// Relay a chunk stream, ending it with an error unless exactly `expected` bytes arrived, so
 /// a stream cut short (a sender dropped by a stalled fan-out or a cancelled pump) can never be
-/// committed as a complete file.
+/// committed as a complete file. Each chunk the writer accepted is reported to `counted`.
 async fn length_checked(
     mut rx: mpsc::Receiver<Result<Bytes, String>>,
     tx: mpsc::Sender<Result<Bytes, String>>,
     expected: u64,
+    counted: Counted<'_>,
 ) {
     let mut n = 0u64;
     while let Some(item) = rx.recv().await {
@@ -733,9 +760,11 @@ async fn length_checked(
                         .await;
                     return;
                 }
+                let len = chunk.len() as u64;
                 if tx.send(Ok(chunk)).await.is_err() {
                     return; // the writer gave up; dropping `rx` tells the fan-out
                 }
+                counted.progress.transferred(counted.host, len);
             }
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
@@ -807,7 +836,10 @@ pub async fn run_one<T: Target>(t: &T, set: &SourceSet, opts: &CopyOptions) -> H
     match prepare(t, set, opts).await {
         Err(e) => host_failure(t.host(), &e),
         Ok(plan) if opts.check => check_report(t.host(), set, &plan),
-        Ok(plan) => apply(t, set, &plan, Vec::new(), opts).await,
+        Ok(plan) => {
+            opts.progress.planned(t.host(), plan.bytes_to_write(set));
+            apply(t, set, &plan, Vec::new(), opts).await
+        }
     }
 }
 
@@ -960,9 +992,14 @@ mod tests {
             tx.send(Ok(Bytes::from_static(b"only part"))).await.unwrap();
             // Dropped without an error, as a cancelled or stalled fan-out would.
         };
+        let none = ProgressHandle::none();
+        let counted = Counted {
+            progress: &none,
+            host: "h",
+        };
         let (written, (), ()) = tokio::join!(
             h.write_atomic(&ws, Body::Stream(rx2)),
-            length_checked(rx, tx2, 100),
+            length_checked(rx, tx2, 100, counted),
             feed
         );
         let e = written.unwrap_err();

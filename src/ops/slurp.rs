@@ -15,6 +15,7 @@ use crate::files::checksum::{Sha256Digest, sha256, to_hex};
 use crate::files::mode::mode_string;
 use crate::files::spec;
 use crate::ops::replicate::fanout;
+use crate::progress::ProgressHandle;
 use crate::target::local::LocalTarget;
 use crate::target::{Body, Expect, FileKind, Target, TargetError, WriteSpec, id_name};
 
@@ -125,6 +126,7 @@ pub async fn fetch<T: Target>(
     path: &str,
     dir: &Path,
     check: bool,
+    progress: &ProgressHandle,
 ) -> Result<Fetched, TargetError> {
     let local =
         spec::fetch_path(dir, t.host(), path).map_err(|e| TargetError::Other(e.to_string()))?;
@@ -168,7 +170,19 @@ pub async fn fetch<T: Target>(
             msg: e.to_string(),
         })?;
     }
-    let (tx, rx) = fanout::dest_channel();
+    progress.planned(t.host(), st.size);
+    let (tx, mut rx) = fanout::dest_channel();
+    let (tx2, rx2) = fanout::dest_channel();
+    // Count what the local writer accepted.
+    let relay = async move {
+        while let Some(item) = rx.recv().await {
+            let n = item.as_ref().map_or(0, |c| c.len() as u64);
+            if tx2.send(item).await.is_err() {
+                break;
+            }
+            progress.transferred(t.host(), n);
+        }
+    };
     let ws = WriteSpec {
         dest: local_str.clone(),
         mode: st.mode & 0o777,
@@ -178,9 +192,10 @@ pub async fn fetch<T: Target>(
         validate: None,
         backup: false,
     };
-    let (pumped, written) = tokio::join!(
+    let (pumped, written, ()) = tokio::join!(
         fanout::fan_out(t, path, (remote_sha, st.size), vec![(0, tx)]),
-        here.write_atomic(&ws, Body::Stream(rx))
+        here.write_atomic(&ws, Body::Stream(rx2)),
+        relay
     );
     if let Some(e) = pumped.error {
         return Err(TargetError::Other(e));
@@ -247,22 +262,27 @@ mod tests {
         h.put("/var/lib/big.bin", &big);
         let out = dir.path().join("out");
         let rt = rt();
+        let rec = std::sync::Arc::new(crate::progress::testutil::Recorder::default());
+        let progress = ProgressHandle::new(rec.clone());
         let c = rt
-            .block_on(fetch(&h, "/var/lib/big.bin", &out, true))
+            .block_on(fetch(&h, "/var/lib/big.bin", &out, true, &progress))
             .unwrap();
         assert!(c.changed && !c.dest.exists(), "check mode fetches nothing");
         let f = rt
-            .block_on(fetch(&h, "/var/lib/big.bin", &out, false))
+            .block_on(fetch(&h, "/var/lib/big.bin", &out, false, &progress))
             .unwrap();
         assert!(f.changed);
         assert_eq!(f.dest, out.join("host01/var/lib/big.bin"));
         assert_eq!(std::fs::read(&f.dest).unwrap(), big);
         let again = rt
-            .block_on(fetch(&h, "/var/lib/big.bin", &out, false))
+            .block_on(fetch(&h, "/var/lib/big.bin", &out, false, &progress))
             .unwrap();
         assert!(!again.changed);
+        // Only the one real fetch moved bytes, and the progress saw all of them.
+        assert_eq!(rec.planned.lock().unwrap()["host01"], big.len() as u64);
+        assert_eq!(rec.moved.lock().unwrap()["host01"], big.len() as u64);
         assert!(
-            rt.block_on(fetch(&h, "/var/lib/none", &out, false))
+            rt.block_on(fetch(&h, "/var/lib/none", &out, false, &progress))
                 .is_err()
         );
     }

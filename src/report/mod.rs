@@ -7,12 +7,17 @@
 //! on stdout. It knows nothing of the runner or of exit codes (those are
 //! `ExitCode::of_recap`'s, in the top-level error module); it sees only the vocabulary of [`crate::events`].
 
-use std::io::{IsTerminal, Write};
+pub mod live;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 
-use crate::events::{EventSink, HostOutcome, Recap, Status};
+use crate::events::{EventSink, HostOutcome, HostTiming, Recap, Status};
+use crate::progress::ProgressHandle;
+use live::{Live, LiveKind};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +155,9 @@ pub struct Reporter {
     mode: OutputMode,
     verbose: u8,
     style: LineStyle,
-    bar: Option<ProgressBar>,
+    /// The live display, once the run started (or the driver asked for [`Self::progress`]).
+    live: Option<Arc<Live>>,
+    kind: LiveKind,
     show_bar: bool,
     header: Option<String>,
     diff: bool,
@@ -162,7 +169,8 @@ impl Reporter {
             mode,
             verbose,
             style: LineStyle::Task,
-            bar: None,
+            live: None,
+            kind: LiveKind::Hosts,
             show_bar: std::io::stderr().is_terminal(),
             header: None,
             diff: false,
@@ -187,10 +195,56 @@ impl Reporter {
         self
     }
 
-    /// Force the progress bar on or off (it defaults to "stderr is a terminal").
+    /// Force the progress bar on or off (it defaults to "stderr is a terminal"; never with
+    /// `--json`).
     pub fn with_progress(mut self, on: bool) -> Self {
         self.show_bar = on;
         self
+    }
+
+    /// A spinner saying `msg` until the returned guard is dropped, where a bar would show
+    /// (text mode, stderr a terminal): for work before the run starts.
+    pub fn busy(&self, msg: &str) -> live::Busy {
+        live::Busy::new(self.show_bar && self.mode == OutputMode::Text, msg)
+    }
+
+    /// A transfer: the bar counts bytes (done/total, throughput, ETA) instead of hosts.
+    /// `estimate` is what one host is expected to move until it knows (the source's size);
+    /// `single_file` adds the slowest destination.
+    pub fn with_transfer(mut self, estimate: u64, single_file: bool) -> Self {
+        self.kind = LiveKind::Transfer {
+            estimate,
+            single_file,
+        };
+        self
+    }
+
+    /// A multi-phase job: the bar shows hosts per phase ([`crate::progress::Phase`]).
+    pub fn with_phases(mut self) -> Self {
+        self.kind = LiveKind::Phases;
+        self
+    }
+
+    /// Where the operations report bytes and phases for `hosts` hosts: the live bar when one
+    /// is shown, nowhere otherwise (`--json`, stderr not a terminal). Call before the run.
+    pub fn progress(&mut self, hosts: usize) -> ProgressHandle {
+        match self.live_for(hosts) {
+            Some(l) => ProgressHandle::new(l),
+            None => ProgressHandle::none(),
+        }
+    }
+
+    fn live_for(&mut self, hosts: usize) -> Option<Arc<Live>> {
+        // Never with --json, whatever `with_progress` said: a machine reads that output.
+        if !self.show_bar || self.mode != OutputMode::Text || hosts == 0 {
+            return None;
+        }
+        let kind = self.kind.clone();
+        Some(
+            self.live
+                .get_or_insert_with(|| Arc::new(Live::new(kind, hosts)))
+                .clone(),
+        )
     }
 
     /// Called by the runner before any host starts.
@@ -200,18 +254,7 @@ impl Reporter {
         {
             self.print(&format!("\n{h}"));
         }
-        if self.show_bar && total > 0 {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} hosts {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            self.bar = Some(bar);
-        }
+        self.live_for(total);
     }
 
     fn print(&self, text: &str) {
@@ -219,8 +262,8 @@ impl Reporter {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{text}");
         };
-        match &self.bar {
-            Some(b) => b.suspend(write),
+        match &self.live {
+            Some(l) => l.bar().suspend(write),
             None => write(),
         }
     }
@@ -228,8 +271,8 @@ impl Reporter {
     /// A warning line on stderr (`[WARNING]: ...`).
     pub fn warn(&self, msg: &str) {
         let write = || eprintln!("[WARNING]: {msg}");
-        match &self.bar {
-            Some(b) => b.suspend(write),
+        match &self.live {
+            Some(l) => l.bar().suspend(write),
             None => write(),
         }
     }
@@ -245,11 +288,19 @@ impl Reporter {
 
     /// A host finished.
     pub fn host_done(&mut self, o: &HostOutcome) {
-        if let Some(b) = &self.bar {
-            b.inc(1);
+        if let Some(l) = &self.live {
+            l.host_finished(&o.host);
         }
         if self.mode == OutputMode::Text {
-            let line = self.format_line(o);
+            let mut line = self.format_line(o);
+            if self.verbose > 0
+                && let Some(t) = &o.timing
+            {
+                if !line.is_empty() {
+                    line.push('\n');
+                }
+                line.push_str(&format_timing(&o.host, t));
+            }
             if !line.is_empty() {
                 self.print(&line);
             }
@@ -258,8 +309,8 @@ impl Reporter {
 
     /// Print the recap (or the JSON document).
     pub fn finish(&mut self, recap: &Recap) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
+        if let Some(l) = self.live.take() {
+            l.finish();
         }
         let mut out = std::io::stdout().lock();
         match self.mode {
@@ -288,6 +339,35 @@ impl EventSink for Reporter {
     }
     fn warning(&mut self, msg: &str) {
         self.warn(msg);
+    }
+}
+
+/// A duration for people: `850 ms`, `1.25 s`, `75.0 s`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 10_000 {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// `-v`: where one host's time went, `[h] timing: connect 12 ms, auth 31 ms, work 1.20 s`
+/// (`connect failed after 10.0 s` when no connection was made).
+pub fn format_timing(host: &str, t: &HostTiming) -> String {
+    match (t.connect, t.auth) {
+        (Some(c), Some(a)) => format!(
+            "[{host}] timing: connect {}, auth {}, work {}",
+            human_duration(c),
+            human_duration(a),
+            human_duration(t.work())
+        ),
+        _ => format!(
+            "[{host}] timing: no connection, {} in all",
+            human_duration(t.total)
+        ),
     }
 }
 
@@ -382,6 +462,7 @@ mod tests {
                     msg: None,
                     result: json!({}),
                     diff: None,
+                    timing: None,
                 })
                 .collect(),
             ..Default::default()
@@ -433,6 +514,40 @@ mod tests {
         assert_eq!(j["stats"]["a"]["ok"], 1);
         assert_eq!(j["stats"]["a"]["changed"], 1);
         assert_eq!(j["stats"]["b"]["failed"], 1);
+    }
+
+    #[test]
+    fn no_bar_and_no_progress_with_json_even_when_forced() {
+        let mut r = Reporter::new(OutputMode::Json, 0)
+            .with_progress(true)
+            .with_transfer(10, true);
+        assert!(!r.progress(3).is_some());
+        r.start(3);
+        assert!(r.live.is_none());
+        let mut off = Reporter::new(OutputMode::Text, 0).with_progress(false);
+        assert!(!off.progress(3).is_some());
+    }
+
+    #[test]
+    fn timings_for_people() {
+        let ms = Duration::from_millis;
+        let t = HostTiming {
+            connect: Some(ms(12)),
+            auth: Some(ms(31)),
+            total: ms(1243),
+        };
+        assert_eq!(
+            format_timing("h", &t),
+            "[h] timing: connect 12 ms, auth 31 ms, work 1.20 s"
+        );
+        let none = HostTiming {
+            total: ms(10_040),
+            ..HostTiming::default()
+        };
+        assert_eq!(
+            format_timing("h", &none),
+            "[h] timing: no connection, 10.0 s in all"
+        );
     }
 
     #[test]

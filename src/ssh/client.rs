@@ -156,6 +156,17 @@ pub struct Session {
     pub addr: String,
     /// The login user.
     pub user: String,
+    /// How long connecting and authenticating took.
+    pub timing: ConnectTiming,
+}
+
+/// Where a connection's setup time went (shown per host with `-v`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectTiming {
+    /// TCP connect and SSH handshake, including waiting for a handshake slot and retries.
+    pub connect: Duration,
+    /// User authentication.
+    pub auth: Duration,
 }
 
 impl Session {
@@ -362,6 +373,7 @@ impl Connector {
             learned: self.inner.learned.clone(),
         };
         let config = Arc::new(self.client_config(&known, spec));
+        let started = Instant::now();
         let Handshake {
             mut handle,
             slot,
@@ -369,6 +381,7 @@ impl Connector {
         } = self
             .handshake(spec, &addr, config, handler, timeout)
             .await?;
+        let connected = Instant::now();
         let remaining = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(2));
@@ -388,6 +401,10 @@ impl Connector {
             host: spec.name.clone(),
             addr,
             user,
+            timing: ConnectTiming {
+                connect: connected - started,
+                auth: connected.elapsed(),
+            },
         })
     }
 

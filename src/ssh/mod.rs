@@ -29,7 +29,7 @@ use std::time::Duration;
 
 /// The known_hosts format lives in the single-host core (modules can use it too).
 pub use crate::known_hosts;
-pub use client::{Connector, Session};
+pub use client::{ConnectTiming, Connector, Session};
 
 use crate::inventory::conn::HostKeyPolicy;
 use crate::target::TargetError;

@@ -18,3 +18,4 @@ mod replicate;
 mod sessions;
 mod ssh;
 mod upstream;
+mod ux;

@@ -38,6 +38,7 @@ use crate::inventory::conn::{BecomeSpec, ConnSpec};
 use crate::ops::authorized_key::{AuthorizedKeyResult, OpError, RunMode, apply, edit_lock_dir};
 use crate::ops::keys::list::{MAX_FILE, keyfile_path};
 use crate::ops::keys::plan::{ExclusivePlan, KeyInfo, exclusive_plan, rotation_set};
+use crate::progress::{Phase, ProgressHandle};
 use crate::report::OutputMode;
 use crate::ssh::keygen::{self, Secret};
 use crate::ssh::target::SshTarget;
@@ -69,6 +70,8 @@ pub struct Rotation {
     pub check: bool,
     /// Connector for the verification login: the new key's passphrase, no agent.
     pub verify: Connector,
+    /// Where each host's finished steps are reported (added, verified, set).
+    pub progress: ProgressHandle,
 }
 
 /// Load or generate the new key pair (controller side, before any host is touched).
@@ -338,6 +341,7 @@ pub async fn rotate_host(
     };
     base["keyfile"] = json!(step1.keyfile);
     base["add"] = step_json(&step1);
+    r.progress.phase(&host, Phase::Added);
 
     // Step 2: a fresh connection offering only the new key, as the rotated user.
     let vspec = verify_spec(ctx.spec(), &login, &user, &r.new_key.path);
@@ -357,6 +361,7 @@ pub async fn rotate_host(
         }
     };
     base["verify"] = json!({"ok": true, "user": user});
+    r.progress.phase(&host, Phase::Verified);
     let vt = SshTarget::new(session, &vspec.r#become).map_err(TargetError::from)?;
     // Same host, same passwd: step 1 already looked the user up (answered from its cache).
     if let Ok(Some(info)) = t.lookup_user(&user).await {
@@ -398,6 +403,7 @@ pub async fn rotate_host(
         }
     };
     base["exclusive"] = step_json(&step3);
+    r.progress.phase(&host, Phase::Set);
     base["kept"] = json!(infos(&plan.kept));
     base["removed"] = json!(infos(&plan.removed));
     let changed = step1.changed || step3.changed;
@@ -478,6 +484,8 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
     vcfg.interactive = false;
     vcfg.agent = crate::ssh::AgentSource::Disabled;
     vcfg.default_identities = Vec::new();
+    let mut reporter = g.reporter().with_phases();
+    let progress = reporter.progress(specs.len());
     let rotation = Arc::new(Rotation {
         new_key,
         keep,
@@ -485,13 +493,14 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
         file: cfg.file.clone(),
         check: g.check,
         verify: Connector::new(vcfg),
+        progress,
     });
     let title = format!(
         "keys rotate to {}{}",
         rotation.new_key.public.fingerprint(),
         if g.check { " (check mode)" } else { "" }
     );
-    let mut reporter = g.reporter().with_title(&title);
+    let mut reporter = reporter.with_title(&title);
     let recap = fleet::block_on(async {
         let r = rotation.clone();
         fleet::run(specs, &connector, &g.run, &mut reporter, move |ctx| {

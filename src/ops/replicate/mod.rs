@@ -283,8 +283,10 @@ pub async fn host_job<D: Target>(
         Err(e) => return host_failure(t.host(), &e),
     };
     if opts.check {
+        opts.progress.planned(t.host(), 0);
         return check_report(t.host(), set, &plan);
     }
+    opts.progress.planned(t.host(), plan.bytes_to_write(set));
     let streams = ticket.register(&plan.needs_stream(set));
     copy::apply(t, set, &plan, streams, opts).await
 }

@@ -437,3 +437,43 @@ fn hostile_names_arrive_verbatim() {
     assert_eq!(f.dests[0].get(name).unwrap(), b"x");
     assert!(!std::path::Path::new("pwned").exists());
 }
+
+/// What the progress display is told: each destination plans exactly the bytes it lacks
+/// (nothing when current), and every planned byte is reported moved, streamed or in memory.
+#[test]
+fn progress_sees_each_destination_plan_and_every_byte() {
+    use crate::progress::{ProgressHandle, testutil::Recorder};
+    let f = fleet(3);
+    let big = noise(BIG, 11);
+    f.src.put("/p/big.bin", &big);
+    f.src.put("/p/small.txt", b"small\n");
+    // h0 is already current; h1 has only the small file; h2 has nothing.
+    f.dests[0].put("/p/big.bin", &big);
+    f.dests[0].put("/p/small.txt", b"small\n");
+    f.dests[1].put("/p/small.txt", b"small\n");
+    let rt = rt();
+    let (set, _) = rt
+        .block_on(scan_source(
+            &f.src,
+            &paths(&["/p/big.bin", "/p/small.txt"]),
+            false,
+        ))
+        .unwrap();
+    let rec = Arc::new(Recorder::default());
+    let opts = CopyOptions {
+        progress: ProgressHandle::new(rec.clone()),
+        ..CopyOptions::default()
+    };
+    let (reports, errors) = rt.block_on(replicate_to(&f.src, &set, &f.dests, &opts));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(reports.iter().all(|r| !r.failed()), "{reports:?}");
+    let planned = rec.planned.lock().unwrap().clone();
+    let moved = rec.moved.lock().unwrap().clone();
+    let big_len = BIG as u64;
+    assert_eq!(planned["h0"], 0);
+    assert_eq!(planned["h1"], big_len);
+    assert_eq!(planned["h2"], big_len + 6);
+    assert_eq!(moved.get("h0"), None);
+    assert_eq!(moved["h1"], big_len);
+    assert_eq!(moved["h2"], big_len + 6);
+}
