@@ -25,6 +25,8 @@ pub enum Command {
     Keys(crate::commands::keys::KeysCommand),
     /// `slurp`, `copy`, `replicate`
     Files(crate::ops::replicate::FilesCommand),
+    /// `config [--host H]`
+    Config { host: Option<String> },
     /// `fleet up`: a local test/demo fleet (see [`crate::testfleet::up`])
     #[cfg(feature = "testfleet")]
     FleetUp(crate::testfleet::up::UpConfig),
@@ -39,7 +41,7 @@ pub struct Invocation {
 
 /// Run one invocation to completion and return the exit code.
 pub fn execute(inv: Invocation) -> Result<ExitCode> {
-    use crate::commands::{adhoc, files, inventory, keys};
+    use crate::commands::{adhoc, config, files, inventory, keys};
     let g = &inv.config;
     match inv.command {
         #[cfg(feature = "testfleet")]
@@ -54,5 +56,6 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         Command::Run { pattern, argv } => adhoc::run_command(g, &pattern, &argv),
         Command::Keys(cmd) => keys::execute(g, &cmd),
         Command::Files(cmd) => files::execute(g, &cmd),
+        Command::Config { host } => config::command(g, host.as_deref()),
     }
 }

@@ -6,7 +6,7 @@
 //! keeps it: ansible-core 2.19 gives inventory and host variables precedence over the command
 //! line for connection settings (`ansible -u admin` with `ansible_user=deploy` in the
 //! inventory logs in as `deploy`; checked with `ansible -vvv`). The variables then go through
-//! the one ssh-options builder ([`crate::inventory::conn`] via `ConnSpec::from_vars`), so
+//! the one ssh-options builder (`ConnSpec::from_vars` in `inventory::conn`), so
 //! `ssh_args` lands first on the option list, where OpenSSH's first-value-wins makes it beat
 //! the connection variables, exactly as on the `ssh` command line Ansible builds.
 
@@ -52,6 +52,19 @@ pub struct ConnDefaults {
     pub r#become: Sourced<bool>,
     pub become_user: Sourced<String>,
     pub become_method: Sourced<String>,
+    /// `ask_pass`: prompt for the SSH password (no `-k` flag here yet).
+    pub ask_pass: Sourced<bool>,
+    /// `become_ask_pass`: prompt for the become password (no `-K` flag here yet).
+    pub become_ask_pass: Sourced<bool>,
+}
+
+impl Default for ConnDefaults {
+    /// Ansible's defaults: no config file, no environment, no flags.
+    fn default() -> Self {
+        let env = super::Env::fixed([], "/");
+        let cfg = AnsibleConfig::from_text(None, &env).expect("the defaults are valid");
+        ConnDefaults::resolve(&cfg, &CliConn::default(), env.cwd())
+    }
 }
 
 /// The variable a default stands for, and its aliases (any of them set in the inventory
@@ -114,6 +127,8 @@ impl ConnDefaults {
             }
         };
         let (hkc, hkc_o) = cfg.bool("host_key_checking");
+        let (ask, ask_o) = cfg.bool("ask_pass");
+        let (bask, bask_o) = cfg.bool("become_ask_pass");
         let (b, b_o) = cfg.bool("become");
         let r#become = if cli.r#become {
             sourced(true, &flag("-b"))
@@ -144,6 +159,8 @@ impl ConnDefaults {
             become_user,
             become_method: string("become_method")
                 .unwrap_or_else(|| sourced("sudo".into(), &Origin::Default)),
+            ask_pass: sourced(ask, ask_o),
+            become_ask_pass: sourced(bask, bask_o),
         }
     }
 

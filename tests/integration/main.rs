@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one shared harness (`support`), real OpenSSH sshd fleets
 //! on loopback and real ansible-core.
 
+mod ansible_config;
 mod support;
 
 mod cli;
