@@ -663,3 +663,119 @@ fn precedence_matches_ansible() {
         failures.join("\n\n")
     );
 }
+
+/// Run `sshfleet ARGS` in `dir` with only `env` (plus PATH and HOME=dir/home).
+fn sshfleet_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    Command::new(sshfleet_bin())
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.join("home"))
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_dump_shows_origins_and_lists_unapplied_settings_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("ansible.cfg"),
+        "[defaults]\nremote_user = deploy\nforks = 50\n[ssh_connection]\nssh_executable = /opt/ssh\npipelining = True\n",
+    )
+    .unwrap();
+    let env = [
+        ("ANSIBLE_TIMEOUT", "30"),
+        ("ANSIBLE_PRIVATE_KEY_PASSPHRASE", "s3cret"),
+    ];
+    let out = sshfleet_in(d, &env, &["-u", "admin", "config"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cfg = d.join("ansible.cfg");
+    for line in [
+        format!("CONFIG_FILE() = {}", cfg.display()),
+        "DEFAULT_REMOTE_USER(cli: -u) = admin".to_string(),
+        format!("DEFAULT_FORKS({}:3) = 50", cfg.display()),
+        "DEFAULT_TIMEOUT(env: ANSIBLE_TIMEOUT) = 30".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    let out = sshfleet_in(d, &env, &["--json", "config"]);
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let forks = j["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "DEFAULT_FORKS")
+        .unwrap();
+    assert_eq!(forks["value"], 50);
+    assert_eq!(forks["line"], 3);
+    let na: Vec<&str> = j["not_applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(na, ["ssh_executable", "private_key_passphrase"]);
+    // -v names each unapplied setting once (never its value); without -v, nothing.
+    let out = sshfleet_in(d, &env, &["-v", "config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("ssh_executable is set").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("private_key_passphrase is set (env: ").count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cret") && !err.contains("pipelining"),
+        "{err}"
+    );
+    let out = sshfleet_in(d, &env, &["config"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not applied"));
+}
+
+#[test]
+fn bad_config_and_password_prompts_stop_before_connecting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let cfg = d.join("ansible.cfg");
+    std::fs::write(
+        &cfg,
+        "[defaults]\nremote_user = deploy\nthis is not a setting\n",
+    )
+    .unwrap();
+    let out = sshfleet_in(d, &[], &["-i", "h1,", "ping"]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3", cfg.display())), "{err}");
+    std::fs::write(&cfg, "[defaults]\nforks = many\n").unwrap();
+    let out = sshfleet_in(d, &[], &["-i", "h1,", "ping"]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DEFAULT_FORKS"));
+    // ask_pass: refused with its origin, before any connection; `config` still shows it.
+    std::fs::write(&cfg, "[defaults]\nask_pass = True\n").unwrap();
+    let out = sshfleet_in(d, &[], &["-i", "h1,", "ping"]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "ask_pass is set ({}:2) but sshfleet cannot ask for SSH passwords",
+            cfg.display()
+        )),
+        "{err}"
+    );
+    let out = sshfleet_in(d, &[("ANSIBLE_BECOME_ASK_PASS", "yes")], &["config"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DEFAULT_ASK_PASS("), "{text}");
+    assert!(
+        text.contains("DEFAULT_BECOME_ASK_PASS(env: ANSIBLE_BECOME_ASK_PASS) = True"),
+        "{text}"
+    );
+}

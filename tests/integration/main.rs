@@ -1,9 +1,9 @@
 //! Integration tests: one binary, one shared harness (`support`), real OpenSSH sshd fleets
 //! on loopback and real ansible-core.
 
-mod ansible_config;
 mod support;
 
+mod ansible_config;
 mod cli;
 mod fleet;
 mod hostile;
