@@ -97,3 +97,17 @@ pub fn ssh_with_stdin(
         stderr: out.stderr,
     }
 }
+
+/// A copy of the fleet's inventory without `ansible_ssh_private_key_file`, for runs whose
+/// `--private-key` must decide the key: as in Ansible, an inventory variable beats the flag.
+pub fn inventory_without_key(fleet: &Fleet) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(fleet.inventory()).expect("read fleet inventory");
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("ansible_ssh_private_key_file="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = fleet.dir().join("inventory-without-key.ini");
+    std::fs::write(&path, kept).expect("write inventory");
+    path
+}
