@@ -616,7 +616,7 @@ fn precedence_matches_ansible() {
     let failures = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     std::thread::scope(|s| {
-        for _ in 0..4 {
+        for _ in 0..3 {
             s.spawn(|| {
                 loop {
                     let i = {
