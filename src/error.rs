@@ -57,6 +57,12 @@ impl ExitCode {
 pub enum Error {
     #[error(transparent)]
     Inventory(#[from] crate::inventory::InventoryError),
+    /// ansible.cfg or an `ANSIBLE_*` variable is unreadable or has an invalid value.
+    #[error(transparent)]
+    Config(#[from] crate::ansible_config::ConfigError),
+    /// The configuration asks for something sshfleet cannot do (become method, prompts).
+    #[error(transparent)]
+    Resolve(crate::fleet::resolve::ResolveError),
     #[error(transparent)]
     Keys(#[from] crate::authorized_keys::KeyError),
     /// The single-host `authorized_key` operation failed (e.g. a key source is unusable).
@@ -113,6 +119,7 @@ impl From<crate::fleet::resolve::ResolveError> for Error {
     fn from(e: crate::fleet::resolve::ResolveError) -> Self {
         match e {
             crate::fleet::resolve::ResolveError::Inventory(e) => Error::Inventory(e),
+            other => Error::Resolve(other),
         }
     }
 }
@@ -128,7 +135,7 @@ impl Error {
     /// The exit code for a command that stopped with this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::BadOptions,
+            Error::Usage(_) | Error::Config(_) | Error::Resolve(_) => ExitCode::BadOptions,
             _ => ExitCode::Error,
         }
     }

@@ -8,7 +8,8 @@
 //! - single-host core (also in the module binaries): [`authorized_keys`], [`files`] and
 //!   [`known_hosts`] (file models), [`target`] (the host abstraction and the local host), [`ops`]
 //!   and the [`progress`] they report, [`module`];
-//! - controller (feature `controller`): `inventory`, `ssh` (transport and `SshTarget`),
+//! - controller (feature `controller`): `ansible_config` (ansible.cfg and `ANSIBLE_*`),
+//!   `inventory`, `ssh` (transport and `SshTarget`),
 //!   `events`, `fleet` (runner), `report`, `error`, `commands` (drivers), `run`, `cli`;
 //! - `testfleet` (feature `testfleet`): a local fleet of real sshd hosts for tests and demos.
 
@@ -20,6 +21,8 @@ pub mod ops;
 pub mod progress;
 pub mod target;
 
+#[cfg(feature = "controller")]
+pub mod ansible_config;
 #[cfg(feature = "controller")]
 pub mod cli;
 #[cfg(feature = "controller")]

@@ -32,6 +32,8 @@ pub enum Command {
         dir: std::path::PathBuf,
         files: Vec<(String, String)>,
     },
+    /// `config [--host H]`
+    Config { host: Option<String> },
     /// `fleet up`: a local test/demo fleet (see [`crate::testfleet::up`])
     #[cfg(feature = "testfleet")]
     FleetUp(crate::testfleet::up::UpConfig),
@@ -46,7 +48,7 @@ pub struct Invocation {
 
 /// Run one invocation to completion and return the exit code.
 pub fn execute(inv: Invocation) -> Result<ExitCode> {
-    use crate::commands::{adhoc, files, inventory, keys};
+    use crate::commands::{adhoc, config, files, inventory, keys};
     let g = &inv.config;
     match inv.command {
         #[cfg(feature = "testfleet")]
@@ -84,5 +86,6 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         Command::Run { pattern, argv } => adhoc::run_command(g, &pattern, &argv),
         Command::Keys(cmd) => keys::execute(g, &cmd),
         Command::Files(cmd) => files::execute(g, &cmd),
+        Command::Config { host } => config::command(g, host.as_deref()),
     }
 }

@@ -7,6 +7,7 @@
 //! its own file.
 
 pub mod adhoc;
+pub mod config;
 pub mod docs;
 pub mod files;
 #[cfg(feature = "testfleet")]
@@ -59,18 +60,19 @@ pub struct Cli {
     )]
     pub limit: Option<String>,
 
-    /// How many hosts to work on at once.
+    /// How many hosts to work on at once (default: ANSIBLE_FORKS / ansible.cfg `forks`, else
+    /// 200).
     #[arg(
         short = 'f',
         long = "forks",
         global = true,
         help_heading = "Global options",
-        default_value_t = 200,
         value_name = "FORKS"
     )]
-    pub forks: usize,
+    pub forks: Option<usize>,
 
-    /// Connect as this user (overrides ansible_user).
+    /// Connect as this user (beats ansible.cfg and ANSIBLE_REMOTE_USER; ansible_user in the
+    /// inventory beats it, as in Ansible).
     #[arg(
         short = 'u',
         long = "user",
@@ -80,7 +82,8 @@ pub struct Cli {
     )]
     pub remote_user: Option<String>,
 
-    /// Private key file for authentication (overrides ansible_ssh_private_key_file).
+    /// Private key file for authentication (beats ansible.cfg and ANSIBLE_PRIVATE_KEY_FILE;
+    /// ansible_ssh_private_key_file in the inventory beats it, as in Ansible).
     #[arg(
         long = "private-key",
         visible_alias = "key-file",
@@ -117,16 +120,38 @@ pub struct Cli {
     )]
     pub host_key_checking: Option<String>,
 
-    /// Per-host connection timeout in seconds.
+    /// Connection timeout in seconds (default: ANSIBLE_TIMEOUT / ansible.cfg `timeout`, else
+    /// 10; ansible_timeout/ansible_ssh_timeout in the inventory beat it, as in Ansible).
     #[arg(
         short = 'T',
         long = "timeout",
         global = true,
         help_heading = "Global options",
-        default_value_t = 10,
         value_name = "SECS"
     )]
-    pub timeout: u64,
+    pub timeout: Option<u64>,
+
+    /// ssh arguments for every host, as Ansible's `--ssh-common-args` (the default of
+    /// ansible_ssh_common_args).
+    #[arg(
+        long = "ssh-common-args",
+        global = true,
+        help_heading = "Global options",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub ssh_common_args: Option<String>,
+
+    /// ssh-only arguments, as Ansible's `--ssh-extra-args` (the default of
+    /// ansible_ssh_extra_args).
+    #[arg(
+        long = "ssh-extra-args",
+        global = true,
+        help_heading = "Global options",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub ssh_extra_args: Option<String>,
 
     /// Whole-job timeout per host in seconds (0 = none).
     #[arg(
@@ -239,6 +264,9 @@ pub enum Command {
         after_help = "Examples:\n  sshfleet man | man -l -\n  sudo sshfleet man --dir /usr/local/share/man/man1 && man sshfleet-replicate"
     )]
     Man(docs::ManArgs),
+    /// Show the Ansible settings in effect and where each came from (ansible.cfg, ANSIBLE_*,
+    /// flags); `--host H`: what a connection to H would use, and why.
+    Config(config::ConfigArgs),
     /// Test/demo: run a local fleet of real sshd hosts on 127.0.0.1 (`fleet up`; root only).
     #[cfg(feature = "testfleet")]
     #[command(
@@ -263,11 +291,45 @@ pub fn parse_policy(s: &str) -> Result<HostKeyPolicy> {
 impl Cli {
     /// The global flags as domain configuration (low-level flags to high-level config, once).
     fn config(&self) -> Result<Config> {
+        use crate::ansible_config::{AnsibleConfig, Env, Origin, conn};
         let host_key_policy = self
             .host_key_checking
             .as_deref()
             .map(parse_policy)
             .transpose()?;
+        let env = Env::from_process();
+        let ansible = AnsibleConfig::load(&env)?;
+        if let Some(w) = &ansible.warning {
+            eprintln!("[WARNING]: {w}");
+        }
+        if self.verbose > 0 {
+            for (key, origin, why) in &ansible.not_applied {
+                eprintln!(
+                    "[sshfleet] {key} is set ({}) but not applied: {why}",
+                    origin.label()
+                );
+            }
+        }
+        let cli_conn = conn::CliConn {
+            remote_user: self.remote_user.clone(),
+            private_key: self.private_key.clone(),
+            timeout: self.timeout,
+            r#become: self.r#become,
+            become_user: self.become_user.clone(),
+            ssh_common_args: self.ssh_common_args.clone(),
+            ssh_extra_args: self.ssh_extra_args.clone(),
+        };
+        let defaults = conn::ConnDefaults::resolve(&ansible, &cli_conn, env.cwd());
+        let connect_timeout =
+            Duration::from_secs(u64::try_from(defaults.timeout.value).unwrap_or(0).max(1));
+        // sshfleet's own default is 200 forks, not Ansible's 5: it is made for many hosts.
+        let (forks, forks_origin) = match (self.forks, ansible.int("forks")) {
+            (Some(f), _) => (f, Origin::Cli("-f".into())),
+            (None, Some((f, o))) if *o != Origin::Default => {
+                (usize::try_from(f).unwrap_or(1), o.clone())
+            }
+            _ => (200, Origin::Default),
+        };
         Ok(Config {
             inventory: self.inventory.clone(),
             limit: self.limit.clone(),
@@ -277,12 +339,13 @@ impl Cli {
                 passphrase_env: self.passphrase_env.clone(),
                 known_hosts: self.known_hosts.clone(),
                 host_key_policy,
-                connect_timeout: Duration::from_secs(self.timeout.max(1)),
+                connect_timeout,
                 r#become: self.r#become,
                 become_user: self.become_user.clone(),
+                defaults: std::sync::Arc::new(defaults),
             },
             run: RunOptions::new(
-                self.forks,
+                forks,
                 (self.host_timeout > 0).then(|| Duration::from_secs(self.host_timeout)),
             ),
             report: ReportOptions {
@@ -296,6 +359,8 @@ impl Cli {
             },
             check: self.check,
             diff: self.diff,
+            ansible: std::sync::Arc::new(ansible),
+            forks_origin,
         })
     }
 
@@ -313,6 +378,7 @@ impl Cli {
             Command::Replicate(a) => a.into_command()?,
             Command::Completions(a) => a.into_command()?,
             Command::Man(a) => a.into_command()?,
+            Command::Config(a) => a.into_command()?,
             #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
         };

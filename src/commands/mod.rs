@@ -8,11 +8,13 @@
 //! [`run_on_specs`], or lower: [`Config::connector`], [`Config::reporter`], [`finish`].
 //!
 //! - [`adhoc`]: `ping`, `run`
+//! - [`config`]: `config [--host H]`
 //! - [`inventory`]: `inventory --list|--host`, `hosts`
 //! - [`keys`]: `keys list|add|remove|set|rotate`
 //! - [`files`]: `slurp`, `copy`, `replicate`
 
 pub mod adhoc;
+pub mod config;
 pub mod files;
 pub mod inventory;
 pub mod keys;
@@ -46,6 +48,11 @@ pub struct Config {
     pub check: bool,
     /// `--diff`: compute before/after of changed files.
     pub diff: bool,
+    /// ansible.cfg and `ANSIBLE_*` as resolved (for `config`; the connection settings in it
+    /// reach the hosts through [`ConnOverrides::defaults`]).
+    pub ansible: Arc<crate::ansible_config::AnsibleConfig>,
+    /// Where `run.forks` came from (`-f`, `forks`/`ANSIBLE_FORKS`, or sshfleet's default 200).
+    pub forks_origin: crate::ansible_config::Origin,
 }
 
 impl Default for Config {
@@ -63,6 +70,14 @@ impl Default for Config {
             },
             check: false,
             diff: false,
+            ansible: Arc::new(
+                crate::ansible_config::AnsibleConfig::from_text(
+                    None,
+                    &crate::ansible_config::Env::fixed([], "/"),
+                )
+                .expect("the defaults are valid"),
+            ),
+            forks_origin: crate::ansible_config::Origin::Default,
         }
     }
 }

@@ -35,6 +35,7 @@
 //!   removed before exit), the recap shows what finished and the exit code is 99.
 //! - [`block_on`] builds the multi-threaded runtime commands run in.
 
+pub mod explain;
 pub mod resolve;
 
 use std::future::Future;

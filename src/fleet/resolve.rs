@@ -2,23 +2,50 @@
 //! `--limit`, build each host's [`ConnSpec`] and apply the command-line overrides
 //! ([`ConnOverrides`]). Every fleet command calls [`resolve_targets`].
 //!
-//! Overrides (command line beats inventory, as the flags promise): `-u` → user,
-//! `--private-key` → the only identity file, `--known-hosts` → the only known_hosts file,
-//! `--host-key-checking` → policy, `-b`/`--become-user` → become. `-T` applies to hosts whose
-//! inventory sets no `ansible_ssh_timeout`/`ansible_timeout` (it always has a value, so it
-//! cannot tell "given" from "default").
+//! Precedence, as ansible-core 2.19 resolves it (checked against `ansible -vvv` by the
+//! differential test `tests/integration/ansible_config.rs`): ansible.cfg < `ANSIBLE_*` < the
+//! Ansible flags (`-u`, `--private-key`, `-T`, `-b`, `--become-user`, `--ssh-common-args`,
+//! `--ssh-extra-args`) < inventory and host variables. The first three are the *defaults of
+//! the connection variables* ([`ConnDefaults`], filled into each host's variables by
+//! [`HostVars`]); the ssh option list built from the variables then decides, first value
+//! winning, so ansible.cfg's `ssh_args` (which Ansible puts first on the `ssh` command line)
+//! beats everything. sshfleet's own flags `--known-hosts` and `--host-key-checking` override
+//! the inventory.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ansible_config::conn::ConnDefaults;
 use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
 use crate::inventory::{Inventory, InventoryError};
 
-/// Resolving hosts failed (the inventory could not be read, or a pattern is bad).
+pub use super::explain::HostVars;
+
+/// Resolving hosts failed (the inventory could not be read, a pattern is bad, or the
+/// configuration asks for something sshfleet cannot do).
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error(transparent)]
     Inventory(#[from] InventoryError),
+    /// ansible.cfg / `ANSIBLE_BECOME_METHOD` names a method other than sudo for a host that
+    /// becomes.
+    #[error("host {host}: become_method {method:?} ({origin}) is not supported (only sudo)")]
+    BecomeMethod {
+        host: String,
+        method: String,
+        origin: String,
+    },
+    /// `ask_pass` / `become_ask_pass` is on, and sshfleet cannot prompt for passwords.
+    #[error(
+        "{setting} is set ({origin}) but sshfleet cannot ask for {what} yet; unset it, or log \
+         in with keys and use passwordless sudo"
+    )]
+    PasswordPrompt {
+        setting: &'static str,
+        origin: String,
+        what: &'static str,
+    },
 }
 
 /// Which hosts: a pattern, then `--limit`.
@@ -29,22 +56,31 @@ pub struct Selection<'a> {
 }
 
 /// The connection flags of the command line (`-u`, `--private-key`, `--known-hosts`,
-/// `--host-key-checking`, `-T`, `-b`, `--become-user`, `--passphrase-env`), already parsed.
+/// `--host-key-checking`, `-T`, `-b`, `--become-user`, `--passphrase-env`), already parsed,
+/// and the connection defaults they make with ansible.cfg and `ANSIBLE_*`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnOverrides {
+    /// `-u` (already part of [`ConnOverrides::defaults`]).
     pub remote_user: Option<String>,
+    /// `--private-key` (already part of [`ConnOverrides::defaults`]).
     pub private_key: Option<PathBuf>,
     /// Environment variable holding the passphrase of an encrypted private key.
     pub passphrase_env: Option<String>,
     pub known_hosts: Option<PathBuf>,
     pub host_key_policy: Option<HostKeyPolicy>,
+    /// The connect timeout of a spec without one (`-T`, else `timeout`, else 10 s).
     pub connect_timeout: Duration,
+    /// `-b` (already part of [`ConnOverrides::defaults`]).
     pub r#become: bool,
+    /// `--become-user` (already part of [`ConnOverrides::defaults`]).
     pub become_user: Option<String>,
+    /// ansible.cfg < `ANSIBLE_*` < the Ansible flags: the defaults of each host's connection
+    /// variables.
+    pub defaults: Arc<ConnDefaults>,
 }
 
 impl Default for ConnOverrides {
-    /// No overrides, `-T 10`.
+    /// No overrides, no configuration: Ansible's defaults, `-T 10`.
     fn default() -> Self {
         ConnOverrides {
             remote_user: None,
@@ -55,18 +91,14 @@ impl Default for ConnOverrides {
             connect_timeout: Duration::from_secs(10),
             r#become: false,
             become_user: None,
+            defaults: Arc::new(ConnDefaults::default()),
         }
     }
 }
 
-/// Apply the command-line overrides `g` to one host's spec.
+/// Apply sshfleet's own overrides (`--known-hosts`, `--host-key-checking`) and the
+/// configured become method to one host's spec.
 pub fn apply_overrides(mut spec: ConnSpec, g: &ConnOverrides) -> Result<ConnSpec, ResolveError> {
-    if let Some(u) = &g.remote_user {
-        spec.user = Some(u.clone());
-    }
-    if let Some(k) = &g.private_key {
-        spec.identity_files = vec![k.clone()];
-    }
     if let Some(f) = &g.known_hosts {
         spec.known_hosts_files = vec![f.clone()];
     }
@@ -76,13 +108,42 @@ pub fn apply_overrides(mut spec: ConnSpec, g: &ConnOverrides) -> Result<ConnSpec
     if spec.connect_timeout.is_none() {
         spec.connect_timeout = Some(g.connect_timeout);
     }
-    if g.r#become {
-        spec.r#become.enabled = true;
-    }
-    if let Some(u) = &g.become_user {
-        spec.r#become.user = Some(u.clone());
+    let method = &g.defaults.become_method;
+    if spec.r#become.enabled && spec.r#become.method.is_none() && method.value != "sudo" {
+        return Err(ResolveError::BecomeMethod {
+            host: spec.name,
+            method: method.value.clone(),
+            origin: method.origin.label(),
+        });
     }
     Ok(spec)
+}
+
+/// Host `name`'s variables with the configuration's defaults filled in.
+pub fn host_vars(inv: &Inventory, name: &str, g: &ConnOverrides) -> Result<HostVars, ResolveError> {
+    let vars = inv
+        .host_vars(name)
+        .ok_or_else(|| InventoryError::Other(format!("host {name} is not in the inventory")))?;
+    Ok(HostVars::new(vars, &g.defaults))
+}
+
+/// Password prompts are configured but sshfleet cannot ask for passwords (yet): refuse
+/// rather than connect without them.
+pub fn refuse_password_prompts(g: &ConnOverrides) -> Result<(), ResolveError> {
+    let d = &g.defaults;
+    for (setting, on, what) in [
+        ("ask_pass", &d.ask_pass, "SSH passwords"),
+        ("become_ask_pass", &d.become_ask_pass, "become passwords"),
+    ] {
+        if on.value {
+            return Err(ResolveError::PasswordPrompt {
+                setting,
+                origin: on.origin.label(),
+                what,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The connection specs of the hosts `sel` selects in `inventory` (sources as `-i` gives
@@ -94,6 +155,7 @@ pub fn resolve_targets(
     sel: &Selection<'_>,
     overrides: &ConnOverrides,
 ) -> Result<Vec<ConnSpec>, ResolveError> {
+    refuse_password_prompts(overrides)?;
     let inv = Inventory::load(inventory)?;
     for w in inv.warnings() {
         eprintln!("[WARNING]: {w}");
@@ -101,15 +163,17 @@ pub fn resolve_targets(
     let hosts = inv.select(sel.pattern, sel.limit)?;
     hosts
         .iter()
-        .map(|h| apply_overrides(inv.conn_spec(h)?, overrides))
+        .map(|h| apply_overrides(host_vars(&inv, h, overrides)?.spec(h)?, overrides))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::time::Duration;
+    use crate::ansible_config::conn::CliConn;
+    use crate::ansible_config::{AnsibleConfig, Env};
+    use serde_json::json;
+    use std::path::Path;
 
     fn global() -> ConnOverrides {
         ConnOverrides {
@@ -118,32 +182,89 @@ mod tests {
         }
     }
 
+    /// Overrides whose ansible.cfg is `cfg` and whose Ansible flags are `cli`.
+    fn global_with(cfg: &str, cli: CliConn) -> ConnOverrides {
+        let env = Env::fixed([], "/cwd");
+        let config =
+            AnsibleConfig::from_text(Some((Path::new("/p/ansible.cfg"), cfg)), &env).unwrap();
+        ConnOverrides {
+            defaults: Arc::new(ConnDefaults::resolve(&config, &cli, env.cwd())),
+            ..global()
+        }
+    }
+
+    fn spec(vars: serde_json::Value, g: &ConnOverrides) -> Result<ConnSpec, ResolveError> {
+        let hv = HostVars::new(vars.as_object().unwrap().clone(), &g.defaults);
+        apply_overrides(hv.spec("h")?, g)
+    }
+
+    // ansible-core 2.19, `ansible -vvv -u cli --private-key /cli/key` with ansible_user and
+    // ansible_ssh_private_key_file in the inventory: `User="inv"`, `IdentityFile="/inv/key"`.
     #[test]
-    fn cli_overrides_inventory() {
-        let mut spec = ConnSpec::new("h");
-        spec.user = Some("inv".into());
-        spec.identity_files = vec![PathBuf::from("/inv/key")];
-        spec.connect_timeout = Some(Duration::from_secs(3));
-        let s = apply_overrides(spec.clone(), &global()).unwrap();
+    fn inventory_beats_cli_beats_config() {
+        let cli = CliConn {
+            remote_user: Some("cli".into()),
+            private_key: Some(PathBuf::from("/cli/key")),
+            timeout: Some(4),
+            r#become: true,
+            become_user: Some("postgres".into()),
+            ..Default::default()
+        };
+        let g = global_with("[defaults]\nremote_user = cfg\n", cli);
+        let inv = json!({"ansible_user": "inv", "ansible_ssh_private_key_file": "/inv/key",
+                          "ansible_timeout": 3, "ansible_become": false});
+        let s = spec(inv, &g).unwrap();
         assert_eq!(s.user.as_deref(), Some("inv"));
+        assert_eq!(s.identity_files, vec![PathBuf::from("/inv/key")]);
         assert_eq!(s.connect_timeout, Some(Duration::from_secs(3)));
         assert!(!s.r#become.enabled);
-
-        let mut g = global();
-        g.remote_user = Some("cli".into());
-        g.private_key = Some(PathBuf::from("/cli/key"));
-        g.known_hosts = Some(PathBuf::from("/cli/kh"));
-        g.host_key_policy = Some(HostKeyPolicy::AcceptNew);
-        g.r#become = true;
-        g.become_user = Some("postgres".into());
-        let s = apply_overrides(spec, &g).unwrap();
+        let s = spec(json!({}), &g).unwrap();
         assert_eq!(s.user.as_deref(), Some("cli"));
         assert_eq!(s.identity_files, vec![PathBuf::from("/cli/key")]);
-        assert_eq!(s.known_hosts_files, vec![PathBuf::from("/cli/kh")]);
-        assert_eq!(s.host_key_policy, Some(HostKeyPolicy::AcceptNew));
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(4)));
         assert!(s.r#become.enabled);
         assert_eq!(s.r#become.user.as_deref(), Some("postgres"));
-        let s = apply_overrides(ConnSpec::new("x"), &global()).unwrap();
-        assert_eq!(s.connect_timeout, Some(Duration::from_secs(7)));
+        let g = global_with("[defaults]\nremote_user = cfg\n", CliConn::default());
+        assert_eq!(spec(json!({}), &g).unwrap().user.as_deref(), Some("cfg"));
+        // No configuration at all: Ansible's default ConnectTimeout=10 is on every spec.
+        let s = spec(json!({}), &global()).unwrap();
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(s.user, None);
+    }
+
+    #[test]
+    fn sshfleet_flags_override_inventory() {
+        let mut g = global();
+        g.known_hosts = Some(PathBuf::from("/cli/kh"));
+        g.host_key_policy = Some(HostKeyPolicy::AcceptNew);
+        let s = spec(
+            json!({"ansible_ssh_common_args": "-o UserKnownHostsFile=/inv/kh -o StrictHostKeyChecking=yes"}),
+            &g,
+        )
+        .unwrap();
+        assert_eq!(s.known_hosts_files, vec![PathBuf::from("/cli/kh")]);
+        assert_eq!(s.host_key_policy, Some(HostKeyPolicy::AcceptNew));
+    }
+
+    #[test]
+    fn unsupported_become_method_and_password_prompts_are_refused() {
+        let g = global_with(
+            "[privilege_escalation]\nbecome = true\nbecome_method = su\n",
+            CliConn::default(),
+        );
+        let e = spec(json!({}), &g).unwrap_err().to_string();
+        assert!(
+            e.contains("become_method \"su\" (/p/ansible.cfg:3) is not supported"),
+            "{e}"
+        );
+        // Without become the method does not matter.
+        assert!(spec(json!({"ansible_become": false}), &g).is_ok());
+        let g = global_with("[defaults]\nask_pass = yes\n", CliConn::default());
+        let e = refuse_password_prompts(&g).unwrap_err().to_string();
+        assert!(
+            e.starts_with("ask_pass is set (/p/ansible.cfg:2) but sshfleet cannot ask"),
+            "{e}"
+        );
+        assert!(refuse_password_prompts(&global()).is_ok());
     }
 }

@@ -159,71 +159,19 @@ fn unfrack(source: &str) -> PathBuf {
     }
 }
 
-/// Inventory sources when none are given: `$ANSIBLE_INVENTORY`, then `inventory` in the
-/// `[defaults]` section of the first ansible.cfg found (`$ANSIBLE_CONFIG`, `./ansible.cfg`,
-/// `~/.ansible.cfg`, `/etc/ansible/ansible.cfg`), then `/etc/ansible/hosts`.
-pub fn default_sources() -> Vec<String> {
-    if let Ok(v) = std::env::var("ANSIBLE_INVENTORY")
-        && !v.trim().is_empty()
-    {
-        return v
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-    }
-    let mut cfgs: Vec<PathBuf> = Vec::new();
-    if let Some(c) = std::env::var_os("ANSIBLE_CONFIG") {
-        let p = PathBuf::from(c);
-        cfgs.push(if p.is_dir() { p.join("ansible.cfg") } else { p });
-    }
-    cfgs.push(PathBuf::from("ansible.cfg"));
-    if let Some(h) = std::env::var_os("HOME") {
-        cfgs.push(PathBuf::from(h).join(".ansible.cfg"));
-    }
-    cfgs.push(PathBuf::from("/etc/ansible/ansible.cfg"));
-    for cfg in cfgs {
-        let Ok(text) = std::fs::read_to_string(&cfg) else {
-            continue;
-        };
-        // The first config file found is the only one Ansible reads.
-        let base = cfg
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_default();
-        let mut section = String::new();
-        for line in text.lines() {
-            let t = line.trim();
-            if t.starts_with('[') && t.ends_with(']') {
-                section = t[1..t.len() - 1].trim().to_string();
-                continue;
-            }
-            if section != "defaults" || t.starts_with('#') || t.starts_with(';') {
-                continue;
-            }
-            let Some((k, v)) = t.split_once(['=', ':']) else {
-                continue;
-            };
-            if matches!(k.trim(), "inventory" | "hostfile") {
-                return v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        let p = Path::new(s);
-                        if p.is_absolute() || s.starts_with('~') {
-                            s.to_string()
-                        } else {
-                            base.join(p).to_string_lossy().into_owned()
-                        }
-                    })
-                    .collect();
-            }
-        }
-        return vec!["/etc/ansible/hosts".into()];
-    }
-    vec!["/etc/ansible/hosts".into()]
+/// Inventory sources when none are given: the `inventory` setting (`DEFAULT_HOST_LIST`) of
+/// [`crate::ansible_config`]: `$ANSIBLE_INVENTORY`, else `inventory` in `[defaults]` of the
+/// ansible.cfg Ansible reads, else `/etc/ansible/hosts`; a `pathlist` (split on `,`, each
+/// resolved against the config file's directory, or the working directory for the
+/// environment variable), as ansible-core resolves it.
+pub fn default_sources() -> Result<Vec<String>, InventoryError> {
+    use crate::ansible_config::{AnsibleConfig, Env, Value};
+    let cfg = AnsibleConfig::load(&Env::from_process())
+        .map_err(|e| InventoryError::Other(e.to_string()))?;
+    Ok(match &cfg.get("inventory").value {
+        Value::PathList(v) => v.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+        _ => vec!["/etc/ansible/hosts".into()],
+    })
 }
 
 /// Parse one source (file, directory or host list) into `data`.
@@ -388,19 +336,23 @@ impl Inventory {
         let sources: Vec<String> = if explicit {
             sources.to_vec()
         } else {
-            default_sources()
+            default_sources()?
         };
         let mut data = Data::new();
         let mut parsed = Vec::new();
+        let mut warnings = Vec::new();
         for s in sources.iter().filter(|s| !s.is_empty()) {
-            // Ansible stays silent about a missing default /etc/ansible/hosts.
-            if !explicit && s == "/etc/ansible/hosts" && !Path::new(s).exists() {
+            // Ansible stays silent about a missing default /etc/ansible/hosts, and only warns
+            // about a configured source that does not exist.
+            if !explicit && !Path::new(s).exists() {
+                if s != "/etc/ansible/hosts" {
+                    warnings.push(format!("Unable to parse {s} as an inventory source"));
+                }
                 continue;
             }
             parse_source(&mut data, s, Path::new(s))?;
             parsed.push(s.clone());
         }
-        let mut warnings = Vec::new();
         if parsed.is_empty() {
             warnings
                 .push("No inventory was parsed, only implicit localhost is available".to_string());

@@ -86,7 +86,7 @@ pub struct SshConfig {
     pub interactive: bool,
     /// Login user when a spec has none (the controller user, like OpenSSH).
     pub default_user: String,
-    /// Host key policy when a spec has none (`ANSIBLE_HOST_KEY_CHECKING=False` → Off).
+    /// Host key policy when a spec has none (strict; `host_key_checking` arrives per spec).
     pub default_policy: HostKeyPolicy,
     /// known_hosts files when a spec has none (`~/.ssh/known_hosts`).
     pub default_known_hosts: Vec<PathBuf>,
@@ -113,7 +113,7 @@ pub struct SshConfig {
 
 impl SshConfig {
     /// Defaults from the environment: `$HOME`, `$USER`, `$SSH_AUTH_SOCK`,
-    /// `ANSIBLE_HOST_KEY_CHECKING`, `SSHFLEET_KEX`, `SSHFLEET_CIPHERS`.
+    /// `SSHFLEET_KEX`, `SSHFLEET_CIPHERS`.
     pub fn from_env() -> Self {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let ssh_dir = home.as_ref().map(|h| h.join(".ssh"));
@@ -135,10 +135,9 @@ impl SshConfig {
             Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
             _ => DEFAULT_CIPHERS.iter().map(|s| s.to_string()).collect(),
         };
-        let default_policy = match std::env::var("ANSIBLE_HOST_KEY_CHECKING") {
-            Ok(v) if is_false(&v) => HostKeyPolicy::Off,
-            _ => HostKeyPolicy::Strict,
-        };
+        // ANSIBLE_HOST_KEY_CHECKING and ansible.cfg reach each spec through the connection
+        // variables (crate::ansible_config::conn), where inventory variables can beat them.
+        let default_policy = HostKeyPolicy::Strict;
         SshConfig {
             connect_timeout: Duration::from_secs(10),
             kex,
@@ -177,14 +176,6 @@ pub const DEFAULT_MIN_RETRY_WINDOW: Duration = Duration::from_secs(30);
 /// Default [`SshConfig::max_handshakes_per_endpoint`]: below sshd's default `MaxStartups`
 /// start value (10).
 pub const DEFAULT_HANDSHAKES_PER_ENDPOINT: usize = 8;
-
-/// Ansible's boolean-false spellings.
-pub fn is_false(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_lowercase().as_str(),
-        "false" | "no" | "n" | "0" | "off" | "f"
-    )
-}
 
 /// The controller's user name (`$USER`, else the passwd entry of our uid).
 pub fn current_user() -> String {

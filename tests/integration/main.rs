@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ansible_config;
 mod cli;
 mod collection;
 mod fleet;

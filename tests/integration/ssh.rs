@@ -21,10 +21,11 @@ use crate::support::Sshfleet;
 use crate::support::fleet::Fleet;
 
 /// `sshfleet -i INVENTORY --private-key KEY --known-hosts KH` for a fleet, with the given
-/// key and known_hosts instead of the fleet's.
+/// key and known_hosts instead of the fleet's (the inventory without its key variable, which
+/// would beat `--private-key`, as in Ansible).
 fn cli_with(fleet: &Fleet, key: &Path, known_hosts: &Path) -> Sshfleet {
     Sshfleet::new()
-        .inventory_file(fleet.inventory())
+        .inventory_file(crate::support::fleet::inventory_without_key(fleet))
         .arg("--private-key")
         .arg(key)
         .arg("--known-hosts")

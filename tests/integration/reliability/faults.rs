@@ -450,7 +450,8 @@ fn reliability_permission_denied_missing_user_symlink_and_bad_modes() {
     assert!(logs_in(&fleet, 0, "backup", &k));
 
     // ~deploy/.ssh world-writable on host02: sshd (StrictModes) refuses deploy's keys.
-    // Fixing it needs another login (admin with -b); adding a key repairs the modes.
+    // Fixing it needs another login (admin with -b); adding a key repairs the modes. The
+    // inventory's ansible_user would beat `-u` (as in Ansible), so it is left out here.
     let ssh_dir = fleet.host(1).home_of("deploy").join(".ssh");
     std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let akp = fleet.authorized_keys_path(1, "deploy");
@@ -460,7 +461,14 @@ fn reliability_permission_denied_missing_user_symlink_and_bad_modes() {
         "StrictModes should refuse"
     );
     let out = Sshfleet::new()
-        .inventory(&fleet)
+        .inventory_file(crate::support::fleet::inventory_without(
+            &fleet,
+            &["ansible_user"],
+        ))
+        .arg("--private-key")
+        .arg(fleet.client_key())
+        .arg("--known-hosts")
+        .arg(fleet.known_hosts())
         .args([
             "-b",
             "--json",

@@ -97,3 +97,29 @@ pub fn ssh_with_stdin(
         stderr: out.stderr,
     }
 }
+
+/// A copy of the fleet's inventory without `ansible_ssh_private_key_file`, for runs whose
+/// `--private-key` must decide the key: as in Ansible, an inventory variable beats the flag.
+pub fn inventory_without_key(fleet: &Fleet) -> std::path::PathBuf {
+    inventory_without(fleet, &["ansible_ssh_private_key_file"])
+}
+
+/// A copy of the fleet's inventory without the group variables `vars` (so that the flags
+/// that are their defaults, like `-u` for `ansible_user`, decide), in the fleet's directory.
+pub fn inventory_without(fleet: &Fleet, vars: &[&str]) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(fleet.inventory()).expect("read fleet inventory");
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            !vars
+                .iter()
+                .any(|v| l.trim_start().starts_with(&format!("{v}=")))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = fleet
+        .dir()
+        .join(format!("inventory-without-{}.ini", vars.join("-")));
+    std::fs::write(&path, kept).expect("write inventory");
+    path
+}

@@ -49,11 +49,12 @@ pub fn logs_in(fleet: &Fleet, i: usize, user: &str, key: &Path) -> bool {
         .success()
 }
 
-/// `sshfleet -i INV --known-hosts KH --private-key KEY` for a fleet, logging in with `key`.
+/// `sshfleet -i INV --known-hosts KH --private-key KEY` for a fleet, logging in with `key`
+/// (the inventory without its key variable, which would beat `--private-key`).
 pub fn cli_with_key(fleet: &Fleet, key: &Path) -> Sshfleet {
     Sshfleet::new()
         .arg("-i")
-        .arg(fleet.inventory())
+        .arg(super::fleet::inventory_without_key(fleet))
         .arg("--known-hosts")
         .arg(fleet.known_hosts())
         .arg("--private-key")

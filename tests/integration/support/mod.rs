@@ -120,8 +120,12 @@ impl Sshfleet {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // Keep the user's ansible/ssh environment from leaking into the run.
-        cmd.env_remove("ANSIBLE_INVENTORY")
-            .env_remove("SSH_AUTH_SOCK");
+        cmd.env_remove("SSH_AUTH_SOCK");
+        for d in sshfleet::ansible_config::settings::HONOURED {
+            for name in d.env {
+                cmd.env_remove(name);
+            }
+        }
         for k in &self.env_remove {
             cmd.env_remove(k);
         }
