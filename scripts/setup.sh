@@ -2,6 +2,7 @@
 # Install everything sshfleet's demo, tests and benchmarks need on a fresh Debian machine
 # (run as root). Idempotent: each step is skipped when already satisfied.
 #   - OpenSSH server/client, sudo (the test fleet is real sshd processes on loopback)
+#   - libnss-wrapper (the ssh_config differential tests against `ssh -G`)
 #   - the x86_64-unknown-linux-musl Rust target (static Ansible module binaries), if rustup can
 #   - a Python venv with ansible-core and the `ansible` package (ansible.posix) under target/venv
 set -euo pipefail
@@ -15,6 +16,8 @@ command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 command -v sudo >/dev/null 2>&1 || need_pkgs+=(sudo)
 command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
+# nss_wrapper: the ssh_config differential tests pin the passwd user OpenSSH sees.
+[ -n "$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null)" ] || need_pkgs+=(libnss-wrapper)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

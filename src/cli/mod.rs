@@ -174,6 +174,16 @@ pub struct Cli {
     #[arg(short = 'v', long = "verbose", global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub verbose: u8,
 
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config
+    /// (`none`: none at all). Beats `-F` in ansible_ssh_common_args/_extra_args.
+    #[arg(
+        long = "ssh-config",
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    pub ssh_config: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -197,6 +207,8 @@ pub enum Command {
     Copy(files::CopyArgs),
     /// Copy files from one host to every other selected host, byte for byte.
     Replicate(files::ReplicateArgs),
+    /// Print what the OpenSSH client configuration resolves for a host, like `ssh -G`.
+    SshConfig(inventory::SshConfigArgs),
     /// Test/demo: run a local fleet of real sshd hosts on 127.0.0.1 (`fleet up`; root only).
     #[cfg(feature = "testfleet")]
     #[command(subcommand)]
@@ -235,6 +247,7 @@ impl Cli {
                 connect_timeout: Duration::from_secs(self.timeout.max(1)),
                 r#become: self.r#become,
                 become_user: self.become_user.clone(),
+                ssh_config: self.ssh_config.clone(),
             },
             run: RunOptions::new(
                 self.forks,
@@ -268,6 +281,7 @@ impl Cli {
             Command::Replicate(a) => a.into_command()?,
             #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
+            Command::SshConfig(a) => a.into_command()?,
         };
         Ok(Invocation { config, command })
     }

@@ -1,6 +1,9 @@
 //! Resolve the hosts a command works on: load the inventory, select `pattern` then
-//! `--limit`, build each host's [`ConnSpec`] and apply the command-line overrides
-//! ([`ConnOverrides`]). Every fleet command calls [`resolve_targets`].
+//! `--limit`, build each host's [`ConnSpec`] (its variables as the ssh command line
+//! Ansible would build, resolved with the OpenSSH client configuration: `--ssh-config`,
+//! else `-F` in the host's ssh args, else `~/.ssh/config` + `/etc/ssh/ssh_config`; see
+//! [`ssh_settings`]) and apply the command-line overrides ([`ConnOverrides`]). Every fleet
+//! command calls [`resolve_targets`].
 //!
 //! Overrides (command line beats inventory, as the flags promise): `-u` → user,
 //! `--private-key` → the only identity file, `--known-hosts` → the only known_hosts file,
@@ -11,8 +14,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
+use crate::inventory::conn::{ConnSpec, HostKeyPolicy, SshSettings};
 use crate::inventory::{Inventory, InventoryError};
+use crate::ssh_config::ConfigFiles;
 
 /// Resolving hosts failed (the inventory could not be read, or a pattern is bad).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,9 @@ pub struct ConnOverrides {
     pub connect_timeout: Duration,
     pub r#become: bool,
     pub become_user: Option<String>,
+    /// `--ssh-config FILE` (`none`: no file): the OpenSSH client config instead of
+    /// `~/.ssh/config` + `/etc/ssh/ssh_config`; beats `-F` in the inventory's ssh args.
+    pub ssh_config: Option<String>,
 }
 
 impl Default for ConnOverrides {
@@ -55,8 +62,17 @@ impl Default for ConnOverrides {
             connect_timeout: Duration::from_secs(10),
             r#become: false,
             become_user: None,
+            ssh_config: None,
         }
     }
+}
+
+/// The OpenSSH config source of this invocation (`--ssh-config`, else the defaults).
+pub fn ssh_settings(g: &ConnOverrides) -> Result<SshSettings, ResolveError> {
+    Ok(match &g.ssh_config {
+        Some(f) => SshSettings::new(ConfigFiles::from_flag(f), true)?,
+        None => SshSettings::new(ConfigFiles::Default, false)?,
+    })
 }
 
 /// Apply the command-line overrides `g` to one host's spec.
@@ -99,9 +115,10 @@ pub fn resolve_targets(
         eprintln!("[WARNING]: {w}");
     }
     let hosts = inv.select(sel.pattern, sel.limit)?;
+    let settings = ssh_settings(overrides)?;
     hosts
         .iter()
-        .map(|h| apply_overrides(inv.conn_spec(h)?, overrides))
+        .map(|h| apply_overrides(inv.conn_spec_with(h, &settings)?, overrides))
         .collect()
 }
 

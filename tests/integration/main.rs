@@ -16,3 +16,4 @@ mod reliability;
 mod replicate;
 mod sessions;
 mod ssh;
+mod ssh_config;
