@@ -7,7 +7,8 @@
 //!
 //! - single-host core (also in the module binaries): [`authorized_keys`], [`files`] and
 //!   [`known_hosts`] (file models), [`target`] (the host abstraction and the local host), [`ops`], [`module`];
-//! - controller (feature `controller`): `inventory`, `ssh` (transport and `SshTarget`),
+//! - controller (feature `controller`): `inventory`, `ssh_config` (OpenSSH client config
+//!   resolution), `ssh` (transport and `SshTarget`),
 //!   `events`, `fleet` (runner), `report`, `error`, `commands` (drivers), `run`, `cli`;
 //! - `testfleet` (feature `testfleet`): a local fleet of real sshd hosts for tests and demos.
 
@@ -16,7 +17,6 @@ pub mod files;
 pub mod known_hosts;
 pub mod module;
 pub mod ops;
-pub mod ssh_config;
 pub mod target;
 
 #[cfg(feature = "controller")]
@@ -37,5 +37,7 @@ pub mod report;
 pub mod run;
 #[cfg(feature = "controller")]
 pub mod ssh;
+#[cfg(feature = "controller")]
+pub mod ssh_config;
 #[cfg(feature = "testfleet")]
 pub mod testfleet;

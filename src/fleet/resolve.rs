@@ -8,13 +8,16 @@
 //! Overrides (command line beats inventory, as the flags promise): `-u` → user,
 //! `--private-key` → the only identity file, `--known-hosts` → the only known_hosts file,
 //! `--host-key-checking` → policy, `-b`/`--become-user` → become. `-T` applies to hosts whose
-//! inventory sets no `ansible_ssh_timeout`/`ansible_timeout` (it always has a value, so it
-//! cannot tell "given" from "default").
+//! inventory sets no `ansible_ssh_timeout`/`ansible_timeout` and whose ssh config sets no
+//! `ConnectTimeout` (it always has a value, so it cannot tell "given" from "default").
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::inventory::conn::{ConnSpec, HostKeyPolicy, SshSettings};
+use crate::inventory::hop::{HopPost, HopResolver, ResolveHop};
 use crate::inventory::{Inventory, InventoryError};
 use crate::ssh_config::ConfigFiles;
 
@@ -65,6 +68,31 @@ impl Default for ConnOverrides {
             ssh_config: None,
         }
     }
+}
+
+/// Resolves `ProxyJump` hops for the SSH layer ([`ResolveHop`]), through the same OpenSSH
+/// configuration as the targets. Each hop is resolved as OpenSSH resolves it (its own
+/// `ssh -l USER -p PORT -J EARLIER HOP`): `-u`, `--private-key` and become do not apply to
+/// hops, as `ssh -J` passes none of the target's options on; the trust flags do
+/// (`--known-hosts`, `--host-key-checking`) and `-T` is the default connect timeout.
+pub fn hop_resolver(g: &ConnOverrides) -> Result<Arc<dyn ResolveHop>, ResolveError> {
+    let settings = ssh_settings(g)?;
+    let known_hosts = g.known_hosts.clone();
+    let policy = g.host_key_policy;
+    let timeout = g.connect_timeout;
+    let post: HopPost = Arc::new(move |mut spec: ConnSpec| {
+        if let Some(f) = &known_hosts {
+            spec.known_hosts_files = vec![f.clone()];
+        }
+        if let Some(p) = policy {
+            spec.host_key_policy = Some(p);
+        }
+        if spec.connect_timeout.is_none() {
+            spec.connect_timeout = Some(timeout);
+        }
+        spec
+    });
+    Ok(Arc::new(HopResolver::new(settings, Some(post))))
 }
 
 /// The OpenSSH config source of this invocation (`--ssh-config`, else the defaults).

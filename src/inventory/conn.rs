@@ -77,6 +77,9 @@ pub struct ConnSpec {
     pub server_alive_interval: Option<Duration>,
     /// `ServerAliveCountMax`.
     pub server_alive_count_max: u32,
+    /// The OpenSSH config files this spec was resolved with: jump hops are resolved with
+    /// the same files (OpenSSH passes `-F` on to the `ssh` it runs for a hop).
+    pub ssh_config_files: ConfigFiles,
     pub r#become: BecomeSpec,
 }
 
@@ -102,6 +105,7 @@ impl ConnSpec {
             connect_timeout: None,
             server_alive_interval: None,
             server_alive_count_max: 3,
+            ssh_config_files: ConfigFiles::Disabled,
             r#become: BecomeSpec::default(),
         }
     }
@@ -476,6 +480,7 @@ impl ConnSpec {
         let cl = ssh_command_line(name, vars)?;
         let resolved = settings.resolve(name, &cl)?;
         let mut spec = ConnSpec::from_resolved(name, &resolved)?;
+        spec.ssh_config_files = settings.files_for(&cl);
         let bad = |var: &str, msg: String| bad_var(name, var, msg);
         if let Some(v) = vars.get("ansible_become") {
             spec.r#become.enabled = ansible_bool(v)

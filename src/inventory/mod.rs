@@ -25,6 +25,7 @@
 mod address;
 pub mod conn;
 mod data;
+pub mod hop;
 mod ini;
 pub mod json_out;
 pub mod pattern;

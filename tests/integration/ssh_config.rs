@@ -124,6 +124,46 @@ fn alias_from_ssh_config_reaches_the_host() {
         .args(["--ssh-config", "none", "-T", "3", "ping", "all"])
         .run()
         .failure();
+    // HostKeyAlias: the host key is looked up under the alias (and only there).
+    let kh = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    let marker = format!("[{}]:{} ", h.addr(), h.port());
+    let aliased: String = kh
+        .lines()
+        .filter(|l| l.starts_with(&marker))
+        .map(|l| format!("key-alias.example {}\n", &l[marker.len()..]))
+        .collect();
+    assert!(
+        !aliased.is_empty(),
+        "fleet known_hosts has no line for {marker}"
+    );
+    let kh_alias = dir.path().join("known_hosts_alias");
+    std::fs::write(&kh_alias, &aliased).unwrap();
+    let cfg_alias = dir.path().join("ssh_config_alias");
+    let base = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("UserKnownHostsFile {}", fleet.known_hosts().display()),
+        &format!("UserKnownHostsFile {}", kh_alias.display()),
+    );
+    std::fs::write(
+        &cfg_alias,
+        format!("{base}    HostKeyAlias Key-Alias.example\n"),
+    )
+    .unwrap();
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .arg("--ssh-config")
+        .arg(&cfg_alias)
+        .args(["ping", "all"])
+        .run()
+        .success();
+    // Without the alias the same known_hosts file does not vouch for the host.
+    std::fs::write(&cfg_alias, base).unwrap();
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .arg("--ssh-config")
+        .arg(&cfg_alias)
+        .args(["ping", "all"])
+        .run()
+        .failure();
     // And `ssh-config` shows the resolution, with the inventory's variables first.
     Sshfleet::new()
         .inventory_file(&inv2)
