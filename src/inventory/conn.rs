@@ -67,7 +67,8 @@ pub struct ConnSpec {
     pub host_key_policy: Option<HostKeyPolicy>,
     /// `HostKeyAlias` (lower-cased): the name host keys are looked up and recorded under.
     pub host_key_alias: Option<String>,
-    /// `ProxyJump`, as `ssh -G` prints it (`a,u@b:2200,c`); `none` is `None`.
+    /// `ProxyJump` as written (`a,u@b:2200,c`; hops connect in that order, `c` last);
+    /// `none` is `None`.
     pub proxy_jump: Option<String>,
     /// `ProxyCommand`, raw (tokens unexpanded); `none` is `None`.
     pub proxy_command: Option<String>,
@@ -570,7 +571,7 @@ impl ConnSpec {
             });
         }
         spec.host_key_alias = r.host_key_alias.clone();
-        spec.proxy_jump = r.proxy_jump.as_ref().map(|j| j.display());
+        spec.proxy_jump = r.proxy_jump.as_ref().map(|j| j.raw.clone());
         spec.proxy_command = r.proxy_command.clone();
         spec.connect_timeout = r
             .connect_timeout

@@ -26,6 +26,8 @@ pub struct Jump {
     /// -1 when not given, 0 for `none`.
     pub port: i32,
     pub extra: Option<String>,
+    /// The value as written (comment and trailing blanks removed).
+    pub raw: String,
 }
 
 impl Jump {
@@ -228,8 +230,10 @@ pub fn parse_jump(s: &str) -> Result<Jump, BadJump> {
             host: "none".into(),
             port: 0,
             extra: None,
+            raw: "none".into(),
         });
     }
+    let raw = sdup.clone();
     let mut last: Option<Hop> = None;
     loop {
         let (rest, cp) = match sdup.rfind(',') {
@@ -255,6 +259,7 @@ pub fn parse_jump(s: &str) -> Result<Jump, BadJump> {
         host: last.host,
         port: last.port.map(i32::from).unwrap_or(-1),
         extra,
+        raw,
     })
 }
 
@@ -298,6 +303,10 @@ mod tests {
             "ops@[10.0.0.1]:2222"
         );
         assert!(parse_jump("none").unwrap().is_none());
+        assert_eq!(
+            parse_jump("ops@10.0.0.1:2222 # c").unwrap().raw,
+            "ops@10.0.0.1:2222"
+        );
         assert!(parse_jump("a,,b").is_err());
         assert!(parse_jump("bastion # comment").is_ok());
     }
