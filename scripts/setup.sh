@@ -4,6 +4,7 @@
 #   - OpenSSH server/client, sudo (the test fleet is real sshd processes on loopback)
 #   - tmux (the progress-bar tests run sshfleet on a pseudo-terminal) and man-db (`man -l`
 #     renders the generated man page in the tests)
+#   - libnss-wrapper (the ssh_config differential tests against `ssh -G`)
 #   - the x86_64-unknown-linux-musl Rust target (static Ansible module binaries), if rustup can
 #   - the aarch64-unknown-linux-musl Rust target and qemu-user (aarch64 modules and their tests)
 #   - a Python venv with ansible-core and the `ansible` package (ansible.posix) under target/venv
@@ -20,6 +21,8 @@ command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
 command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
+# nss_wrapper: the ssh_config differential tests pin the passwd user OpenSSH sees.
+[ -n "$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null)" ] || need_pkgs+=(libnss-wrapper)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

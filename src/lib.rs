@@ -9,7 +9,8 @@
 //!   [`known_hosts`] (file models), [`target`] (the host abstraction and the local host), [`ops`]
 //!   and the [`progress`] they report, [`module`];
 //! - controller (feature `controller`): `ansible_config` (ansible.cfg and `ANSIBLE_*`),
-//!   `inventory`, `ssh` (transport and `SshTarget`),
+//!   `inventory`, `ssh_config` (OpenSSH client config resolution), `ssh` (transport and
+//!   `SshTarget`),
 //!   `events`, `fleet` (runner), `report`, `error`, `commands` (drivers), `run`, `cli`;
 //! - `testfleet` (feature `testfleet`): a local fleet of real sshd hosts for tests and demos.
 
@@ -41,5 +42,7 @@ pub mod report;
 pub mod run;
 #[cfg(feature = "controller")]
 pub mod ssh;
+#[cfg(feature = "controller")]
+pub mod ssh_config;
 #[cfg(feature = "testfleet")]
 pub mod testfleet;

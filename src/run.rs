@@ -34,6 +34,13 @@ pub enum Command {
     },
     /// `config [--host H]`
     Config { host: Option<String> },
+    /// `ssh-config [-F FILE] HOST`: what the OpenSSH config resolves for a host
+    SshConfig {
+        host: String,
+        file: Option<String>,
+        /// ssh arguments given on sshfleet's command line (parsed like ansible_ssh_args).
+        ssh_args: String,
+    },
     /// `fleet up`: a local test/demo fleet (see [`crate::testfleet::up`])
     #[cfg(feature = "testfleet")]
     FleetUp(crate::testfleet::up::UpConfig),
@@ -82,6 +89,11 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         Command::InventoryList => inventory::list(g),
         Command::InventoryHost(h) => inventory::host(g, &h),
         Command::Hosts(p) => inventory::hosts(g, &p),
+        Command::SshConfig {
+            host,
+            file,
+            ssh_args,
+        } => inventory::ssh_config(g, &host, file.as_deref(), &ssh_args),
         Command::Ping { pattern } => adhoc::ping(g, &pattern),
         Command::Run { pattern, argv } => adhoc::run_command(g, &pattern, &argv),
         Command::Keys(cmd) => keys::execute(g, &cmd),

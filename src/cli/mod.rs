@@ -207,6 +207,16 @@ pub struct Cli {
     #[arg(short = 'v', long = "verbose", global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub verbose: u8,
 
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config
+    /// (`none`: none at all). Beats `-F` in ansible_ssh_common_args/_extra_args.
+    #[arg(
+        long = "ssh-config",
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    pub ssh_config: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -267,6 +277,8 @@ pub enum Command {
     /// Show the Ansible settings in effect and where each came from (ansible.cfg, ANSIBLE_*,
     /// flags); `--host H`: what a connection to H would use, and why.
     Config(config::ConfigArgs),
+    /// Print what the OpenSSH client configuration resolves for a host, like `ssh -G`.
+    SshConfig(inventory::SshConfigArgs),
     /// Test/demo: run a local fleet of real sshd hosts on 127.0.0.1 (`fleet up`; root only).
     #[cfg(feature = "testfleet")]
     #[command(
@@ -343,6 +355,7 @@ impl Cli {
                 r#become: self.r#become,
                 become_user: self.become_user.clone(),
                 defaults: std::sync::Arc::new(defaults),
+                ssh_config: self.ssh_config.clone(),
             },
             run: RunOptions::new(
                 forks,
@@ -381,6 +394,7 @@ impl Cli {
             Command::Config(a) => a.into_command()?,
             #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
+            Command::SshConfig(a) => a.into_command()?,
         };
         Ok(Invocation { config, command })
     }

@@ -138,7 +138,8 @@ fn host_report(g: &Config, pattern: &str) -> Result<String> {
         )));
     };
     let hv = resolve::host_vars(&inv, h, &g.conn)?;
-    let spec = resolve::apply_overrides(hv.spec(h)?, &g.conn)?;
+    let spec =
+        resolve::apply_overrides(hv.spec_with(h, &resolve::ssh_settings(&g.conn)?)?, &g.conn)?;
     let ssh = crate::ssh::SshConfig::from_env();
     let client = ClientDefaults {
         user: ssh.default_user.clone(),

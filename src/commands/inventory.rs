@@ -1,4 +1,5 @@
-//! `sshfleet inventory --list`, `inventory --host H` and `hosts PATTERN`.
+//! `sshfleet inventory --list`, `inventory --host H`, `hosts PATTERN` and
+//! `ssh-config HOST`.
 //!
 //! Output matches `ansible-inventory --list` / `--host` (JSON, keys sorted, 4-space indent) and
 //! `ansible PATTERN --list-hosts` (one name per line, without the header and indentation).
@@ -87,5 +88,45 @@ pub fn hosts(global: &Config, pattern: &str) -> Result<ExitCode> {
     }
     print(&text)?;
     std::mem::forget(inv);
+    Ok(ExitCode::Ok)
+}
+
+/// `ssh-config [-F FILE] HOST`: print, `ssh -G` style, what sshfleet resolves for `HOST`.
+/// With `-i`, an inventory host contributes its variables (as the ssh command line Ansible
+/// builds); otherwise `HOST` is resolved as `ssh -G HOST` would. `ssh_args` (sshfleet's
+/// own `--ssh-args`/`-o`) come first. `-F` beats `--ssh-config`. A config `ssh` would
+/// refuse is an error (non-zero exit).
+pub fn ssh_config(
+    global: &Config,
+    host: &str,
+    file: Option<&str>,
+    ssh_args: &str,
+) -> Result<ExitCode> {
+    use crate::inventory::conn::{self, SshCommandLine};
+    use crate::ssh_config::ConfigFiles;
+    let mut settings = crate::fleet::resolve::ssh_settings(&global.conn)?;
+    if let Some(f) = file {
+        settings.files = ConfigFiles::from_flag(f);
+        settings.forced = true;
+    }
+    let mut cl = SshCommandLine {
+        destination: host.to_string(),
+        options: Vec::new(),
+    };
+    if !global.inventory.is_empty() {
+        let inv = load(global)?;
+        if let Some(vars) = inv.host_vars(host) {
+            cl = conn::ssh_command_line(host, &vars)?;
+        }
+    }
+    let mut options = conn::parse_ssh_args(ssh_args)
+        .map_err(|e| Error::Usage(format!("ssh-config: ssh arguments: {e}")))?;
+    options.append(&mut cl.options);
+    cl.options = options;
+    let resolved = settings.resolve(host, &cl)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(resolved.dump().as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("writing to stdout", e))?;
     Ok(ExitCode::Ok)
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ansible_config::conn::ConnDefaults;
 use crate::inventory::InventoryError;
-use crate::inventory::conn::{ConnSpec, HostKeyPolicy, SshOption, parse_ssh_args};
+use crate::inventory::conn::{ConnSpec, HostKeyPolicy, SshOption, SshSettings, parse_ssh_args};
 
 /// A host's variables with the configuration's defaults filled in, and the origin of every
 /// connection variable (`inventory: VAR` or the default's origin).
@@ -44,9 +44,19 @@ impl HostVars {
             .unwrap_or_else(|| format!("inventory: {var}"))
     }
 
-    /// The connection spec for host `name`.
+    /// The connection spec for host `name`, without OpenSSH config files.
     pub fn spec(&self, name: &str) -> Result<ConnSpec, InventoryError> {
         ConnSpec::from_vars(name, &self.vars)
+    }
+
+    /// The connection spec for host `name`, resolved through the OpenSSH client
+    /// configuration of `settings`.
+    pub fn spec_with(
+        &self,
+        name: &str,
+        settings: &SshSettings,
+    ) -> Result<ConnSpec, InventoryError> {
+        ConnSpec::from_vars_with(name, &self.vars, settings)
     }
 
     /// The ssh options in command-line order, each with the variable it came from.
@@ -60,10 +70,7 @@ impl HostVars {
             })
         };
         let mut out = Vec::new();
-        let opt = |key: &str, value: String| SshOption {
-            key: key.into(),
-            value,
-        };
+        let opt = |key: &str, value: String| SshOption::o(key, value);
         let args = |out: &mut Vec<(SshOption, &'static str)>, var: &'static str| {
             if let Some((a, _)) = text(&[var]) {
                 out.extend(

@@ -1,6 +1,9 @@
 //! Resolve the hosts a command works on: load the inventory, select `pattern` then
-//! `--limit`, build each host's [`ConnSpec`] and apply the command-line overrides
-//! ([`ConnOverrides`]). Every fleet command calls [`resolve_targets`].
+//! `--limit`, build each host's [`ConnSpec`] (its variables as the ssh command line
+//! Ansible would build, resolved with the OpenSSH client configuration: `--ssh-config`,
+//! else `-F` in the host's ssh args, else `~/.ssh/config` + `/etc/ssh/ssh_config`; see
+//! [`ssh_settings`]) and apply the command-line overrides ([`ConnOverrides`]). Every fleet
+//! command calls [`resolve_targets`].
 //!
 //! Precedence, as ansible-core 2.19 resolves it (checked against `ansible -vvv` by the
 //! differential test `tests/integration/ansible_config.rs`): ansible.cfg < `ANSIBLE_*` < the
@@ -11,14 +14,20 @@
 //! winning, so ansible.cfg's `ssh_args` (which Ansible puts first on the `ssh` command line)
 //! beats everything. sshfleet's own flags `--known-hosts` and `--host-key-checking` override
 //! the inventory.
+//!
+//! The variables' ssh option list is then resolved through the OpenSSH client configuration
+//! (`--ssh-config FILE`, else `-F` in the ssh args, else `~/.ssh/config` and
+//! `/etc/ssh/ssh_config`), as `ssh` resolves its command line against its config files.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ansible_config::conn::ConnDefaults;
-use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
+use crate::inventory::conn::{ConnSpec, HostKeyPolicy, SshSettings};
+use crate::inventory::hop::{HopPost, HopResolver, ResolveHop};
 use crate::inventory::{Inventory, InventoryError};
+use crate::ssh_config::ConfigFiles;
 
 pub use super::explain::HostVars;
 
@@ -77,6 +86,9 @@ pub struct ConnOverrides {
     /// ansible.cfg < `ANSIBLE_*` < the Ansible flags: the defaults of each host's connection
     /// variables.
     pub defaults: Arc<ConnDefaults>,
+    /// `--ssh-config FILE` (`none`: no file): the OpenSSH client config instead of
+    /// `~/.ssh/config` + `/etc/ssh/ssh_config`; beats `-F` in the inventory's ssh args.
+    pub ssh_config: Option<String>,
 }
 
 impl Default for ConnOverrides {
@@ -92,8 +104,42 @@ impl Default for ConnOverrides {
             r#become: false,
             become_user: None,
             defaults: Arc::new(ConnDefaults::default()),
+            ssh_config: None,
         }
     }
+}
+
+/// Resolves `ProxyJump` hops for the SSH layer ([`ResolveHop`]), through the same OpenSSH
+/// configuration as the targets. Each hop is resolved as OpenSSH resolves it (its own
+/// `ssh -l USER -p PORT -J EARLIER HOP`): `-u`, `--private-key` and become do not apply to
+/// hops, as `ssh -J` passes none of the target's options on; the trust flags do
+/// (`--known-hosts`, `--host-key-checking`) and `-T` is the default connect timeout.
+pub fn hop_resolver(g: &ConnOverrides) -> Result<Arc<dyn ResolveHop>, ResolveError> {
+    let settings = ssh_settings(g)?;
+    let known_hosts = g.known_hosts.clone();
+    let policy = g.host_key_policy;
+    let timeout = g.connect_timeout;
+    let post: HopPost = Arc::new(move |mut spec: ConnSpec| {
+        if let Some(f) = &known_hosts {
+            spec.known_hosts_files = vec![f.clone()];
+        }
+        if let Some(p) = policy {
+            spec.host_key_policy = Some(p);
+        }
+        if spec.connect_timeout.is_none() {
+            spec.connect_timeout = Some(timeout);
+        }
+        spec
+    });
+    Ok(Arc::new(HopResolver::new(settings, Some(post))))
+}
+
+/// The OpenSSH config source of this invocation (`--ssh-config`, else the defaults).
+pub fn ssh_settings(g: &ConnOverrides) -> Result<SshSettings, ResolveError> {
+    Ok(match &g.ssh_config {
+        Some(f) => SshSettings::new(ConfigFiles::from_flag(f), true)?,
+        None => SshSettings::new(ConfigFiles::Default, false)?,
+    })
 }
 
 /// Apply sshfleet's own overrides (`--known-hosts`, `--host-key-checking`) and the
@@ -161,9 +207,15 @@ pub fn resolve_targets(
         eprintln!("[WARNING]: {w}");
     }
     let hosts = inv.select(sel.pattern, sel.limit)?;
+    let settings = ssh_settings(overrides)?;
     hosts
         .iter()
-        .map(|h| apply_overrides(host_vars(&inv, h, overrides)?.spec(h)?, overrides))
+        .map(|h| {
+            apply_overrides(
+                host_vars(&inv, h, overrides)?.spec_with(h, &settings)?,
+                overrides,
+            )
+        })
         .collect()
 }
 

@@ -1,8 +1,13 @@
-//! [`ConnSpec`]: how to reach one host, resolved from its inventory variables.
+//! [`ConnSpec`]: how to reach one host, resolved from its inventory variables and the
+//! OpenSSH client configuration.
 //!
-//! Built from `ansible_host`, `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
-//! the `-o` options of `ansible_ssh_common_args`/`ansible_ssh_extra_args` that matter, and
-//! `ansible_become*`. Command-line overrides are applied by the controller afterwards.
+//! The variables become the `ssh` command line Ansible's ssh plugin would build
+//! ([`ssh_command_line`]: `ansible_ssh_args`, then the options derived from the connection
+//! variables, then `ansible_ssh_common_args`, then `ansible_ssh_extra_args`); that ordered
+//! option list and the config files (`~/.ssh/config`, `/etc/ssh/ssh_config`, or `-F`) are
+//! resolved by [`crate::ssh_config`] exactly as `ssh -G` resolves them, and the result
+//! becomes the spec ([`ConnSpec::from_resolved`]). `ansible_become*` is added on top.
+//! Command-line overrides are applied by the controller afterwards.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,22 +41,46 @@ pub struct BecomeSpec {
 pub struct ConnSpec {
     /// The inventory host name (for messages and results).
     pub name: String,
-    /// Address to connect to (`ansible_host`, else the name).
+    /// Address to connect to: the resolved `HostName` (`ansible_host`, else the name).
     pub address: String,
-    /// TCP port (`ansible_port`, `-o Port`, else 22).
+    /// TCP port (`ansible_port`, `-o Port`, `Port` in ssh_config, else 22).
     pub port: u16,
-    /// Login user (`ansible_user`, `-o User`); `None` means "the controller's default".
+    /// Login user (`ansible_user`, `-o User`, `User` in ssh_config); `None` means "the
+    /// controller's default".
     pub user: Option<String>,
-    /// Private keys to offer, in order (`ansible_ssh_private_key_file`, `-o IdentityFile`).
+    /// Private keys to offer, in order, expanded (`IdentityFile`s); empty means the
+    /// defaults.
     pub identity_files: Vec<PathBuf>,
-    /// known_hosts files (`-o UserKnownHostsFile`); empty means the default.
+    /// `IdentitiesOnly`: offer only `identity_files` (and their certificates), no agent
+    /// keys or defaults.
+    pub identities_only: bool,
+    /// `CertificateFile`s, expanded, in order.
+    pub certificate_files: Vec<PathBuf>,
+    /// `IdentityAgent`, expanded (`none` disables the agent, `SSH_AUTH_SOCK` is the
+    /// environment's); `None` means the default.
+    pub identity_agent: Option<String>,
+    /// User known_hosts files (`UserKnownHostsFile`); empty means the default.
     pub known_hosts_files: Vec<PathBuf>,
-    /// `-o StrictHostKeyChecking`, `ansible_host_key_checking`; `None` means the default.
+    /// Global known_hosts files (`GlobalKnownHostsFile`); empty means the default.
+    pub global_known_hosts_files: Vec<PathBuf>,
+    /// `StrictHostKeyChecking`, `ansible_host_key_checking`; `None` means the default.
     pub host_key_policy: Option<HostKeyPolicy>,
-    /// `-o ProxyJump` (recorded; connecting through it is the SSH layer's business).
+    /// `HostKeyAlias` (lower-cased): the name host keys are looked up and recorded under.
+    pub host_key_alias: Option<String>,
+    /// `ProxyJump` as written (`a,u@b:2200,c`; hops connect in that order, `c` last);
+    /// `none` is `None`.
     pub proxy_jump: Option<String>,
-    /// `-o ConnectTimeout`, `ansible_ssh_timeout`/`ansible_timeout`.
+    /// `ProxyCommand`, raw (tokens unexpanded); `none` is `None`.
+    pub proxy_command: Option<String>,
+    /// `ConnectTimeout` (`ansible_timeout`).
     pub connect_timeout: Option<Duration>,
+    /// `ServerAliveInterval` (`None`: no keepalives).
+    pub server_alive_interval: Option<Duration>,
+    /// `ServerAliveCountMax`.
+    pub server_alive_count_max: u32,
+    /// The OpenSSH config files this spec was resolved with: jump hops are resolved with
+    /// the same files (OpenSSH passes `-F` on to the `ssh` it runs for a hop).
+    pub ssh_config_files: ConfigFiles,
     pub r#become: BecomeSpec,
 }
 
@@ -65,19 +94,31 @@ impl ConnSpec {
             port: 22,
             user: None,
             identity_files: Vec::new(),
+            identities_only: false,
+            certificate_files: Vec::new(),
+            identity_agent: None,
             known_hosts_files: Vec::new(),
+            global_known_hosts_files: Vec::new(),
             host_key_policy: None,
+            host_key_alias: None,
             proxy_jump: None,
+            proxy_command: None,
             connect_timeout: None,
+            server_alive_interval: None,
+            server_alive_count_max: 3,
+            ssh_config_files: ConfigFiles::Disabled,
             r#become: BecomeSpec::default(),
         }
     }
 }
 
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{Map, Value};
 
 use super::InventoryError;
 use super::shlex;
+use crate::ssh_config::{self, CmdOption, ConfigFiles, Context, Resolved, StrictHostKeyChecking};
 
 /// Ansible's `boolean()` conversion for connection variables.
 fn ansible_bool(v: &Value) -> Option<bool> {
@@ -102,32 +143,55 @@ fn ansible_bool(v: &Value) -> Option<bool> {
     }
 }
 
-fn expand_tilde(p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return PathBuf::from(home).join(rest);
-    }
-    if p == "~"
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return PathBuf::from(home);
-    }
-    PathBuf::from(p)
-}
-
-/// One `-o` style option collected from ssh argument strings, in command-line order.
+/// One option of an ssh command line, in command-line order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshOption {
-    /// Lower-cased option name.
+    /// The ssh flag: `o`, `p`, `l`, `i`, `J` or `F`.
+    pub flag: char,
+    /// Lower-cased option name (`-o`), or what the flag sets: `port`, `user`,
+    /// `identityfile`, `proxyjump`, `configfile`.
     pub key: String,
+    /// The value as ssh receives it (for `-o`, the text after the name and separator).
     pub value: String,
 }
 
+impl SshOption {
+    /// A `-o Key=Value` option.
+    pub fn o(key: &str, value: impl Into<String>) -> SshOption {
+        SshOption {
+            flag: 'o',
+            key: key.to_ascii_lowercase(),
+            value: value.into(),
+        }
+    }
+
+    /// What the resolver takes (`None` for `-F`, which selects files instead).
+    pub fn to_cmd(&self) -> Option<CmdOption> {
+        Some(match self.flag {
+            'o' => CmdOption::O(format!("{} {}", self.key, self.value)),
+            'p' => CmdOption::Port(self.value.clone()),
+            'l' => CmdOption::User(self.value.clone()),
+            'i' => CmdOption::Identity(self.value.clone()),
+            'J' => CmdOption::Jump(self.value.clone()),
+            _ => return None,
+        })
+    }
+}
+
+/// An ssh argument string that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SshArgsError {
+    #[error("{0}")]
+    Words(String),
+    #[error("option -{0} needs an argument")]
+    MissingArgument(char),
+}
+
 /// Extract the options that matter from an ssh argument string (shell-like words):
-/// `-o Key=V`, `-oKey=V`, `-o "Key V"`, plus `-i`, `-p`, `-l`, `-J`.
-pub fn parse_ssh_args(args: &str) -> Result<Vec<SshOption>, String> {
-    let words = shlex::split(args, false).map_err(|e| e.to_string())?;
+/// `-o Key=V`, `-oKey=V`, `-o "Key V"`, plus `-i`, `-p`, `-l`, `-J` and `-F`. Other flags
+/// are skipped (with their argument, per ssh(1)).
+pub fn parse_ssh_args(args: &str) -> Result<Vec<SshOption>, SshArgsError> {
+    let words = shlex::split(args, false).map_err(|e| SshArgsError::Words(e.to_string()))?;
     let mut out = Vec::new();
     let mut i = 0;
     // ssh flags that take an argument (from ssh(1)).
@@ -149,9 +213,9 @@ pub fn parse_ssh_args(args: &str) -> Result<Vec<SshOption>, String> {
                 i += 1;
                 words[i - 1].clone()
             } else {
-                return Err(format!("option -{f} needs an argument"));
+                return Err(SshArgsError::MissingArgument(f));
             };
-            let opt = match f {
+            let key = match f {
                 'o' => {
                     let t = arg.trim_start();
                     let split = t
@@ -162,17 +226,25 @@ pub fn parse_ssh_args(args: &str) -> Result<Vec<SshOption>, String> {
                     if let Some(r) = rest.strip_prefix('=') {
                         rest = r.trim_start();
                     }
-                    Some((key, rest.trim_end().to_string()))
+                    out.push(SshOption {
+                        flag: 'o',
+                        key,
+                        value: rest.trim_end().to_string(),
+                    });
+                    break;
                 }
-                'i' => Some(("identityfile".to_string(), arg)),
-                'p' => Some(("port".to_string(), arg)),
-                'l' => Some(("user".to_string(), arg)),
-                'J' => Some(("proxyjump".to_string(), arg)),
-                _ => None,
+                'i' => "identityfile",
+                'p' => "port",
+                'l' => "user",
+                'J' => "proxyjump",
+                'F' => "configfile",
+                _ => break,
             };
-            if let Some((key, value)) = opt {
-                out.push(SshOption { key, value });
-            }
+            out.push(SshOption {
+                flag: f,
+                key: key.to_string(),
+                value: arg,
+            });
             break; // the rest of this word was the argument
         }
     }
@@ -195,156 +267,222 @@ fn var_str(vars: &Map<String, Value>, names: &[&str]) -> Option<String> {
     })
 }
 
-impl ConnSpec {
-    /// Build the spec for host `name` from its fully merged variables.
-    ///
-    /// Precedence follows the command line Ansible's ssh plugin builds (OpenSSH takes the first
-    /// value of an option): `ansible_ssh_args`, then the options Ansible derives from
-    /// `ansible_host_key_checking`, `ansible_port`, `ansible_ssh_private_key_file`,
-    /// `ansible_user`, `ansible_timeout`, then `ansible_ssh_common_args`, then
-    /// `ansible_ssh_extra_args`. Identity files accumulate in that order.
-    pub fn from_vars(name: &str, vars: &Map<String, Value>) -> Result<ConnSpec, InventoryError> {
-        let bad = |var: &str, msg: String| {
-            InventoryError::Other(format!("host {name}: variable {var}: {msg}"))
-        };
-        // Templated values would need Jinja; refusing beats connecting to "{{ ... }}".
-        for var in [
-            "ansible_host",
-            "ansible_ssh_host",
-            "ansible_port",
-            "ansible_ssh_port",
-            "ansible_user",
-            "ansible_ssh_user",
-            "ansible_ssh_private_key_file",
-            "ansible_private_key_file",
-            "ansible_ssh_args",
-            "ansible_ssh_common_args",
-            "ansible_ssh_extra_args",
-            "ansible_host_key_checking",
-            "ansible_ssh_host_key_checking",
-            "ansible_become",
-            "ansible_become_user",
-            "ansible_become_method",
-            "ansible_become_exe",
-            "ansible_become_flags",
-            "ansible_timeout",
-            "ansible_ssh_timeout",
-        ] {
-            if let Some(Value::String(s)) = vars.get(var)
-                && (s.contains("{{") || s.contains("{%"))
-            {
-                return Err(bad(
-                    var,
-                    "templated (Jinja) values are not supported".into(),
-                ));
-            }
-        }
-        let mut spec = ConnSpec::new(name);
-        if let Some(h) = var_str(vars, &["ansible_host", "ansible_ssh_host"]) {
-            spec.address = h;
-        }
-        // Options in the order Ansible puts them on the ssh command line.
-        let mut opts: Vec<SshOption> = Vec::new();
-        let push_args = |opts: &mut Vec<SshOption>, var: &str| -> Result<(), InventoryError> {
-            if let Some(a) = var_str(vars, &[var]) {
-                opts.extend(parse_ssh_args(&a).map_err(|e| bad(var, e))?);
-            }
-            Ok(())
-        };
-        push_args(&mut opts, "ansible_ssh_args")?;
-        for var in ["ansible_host_key_checking", "ansible_ssh_host_key_checking"] {
-            if let Some(v) = vars.get(var) {
-                let b = ansible_bool(v).ok_or_else(|| bad(var, format!("not a boolean: {v}")))?;
-                if !b {
-                    opts.push(SshOption {
-                        key: "stricthostkeychecking".into(),
-                        value: "no".into(),
-                    });
-                }
-                break;
-            }
-        }
-        for var in ["ansible_port", "ansible_ssh_port"] {
-            if let Some(v) = vars.get(var).filter(|v| !v.is_null()) {
-                let s = match v {
-                    Value::String(s) => s.trim().to_string(),
-                    other => other.to_string(),
-                };
-                opts.push(SshOption {
-                    key: "port".into(),
-                    value: s,
-                });
-                break;
-            }
-        }
-        if let Some(k) = var_str(
-            vars,
-            &["ansible_ssh_private_key_file", "ansible_private_key_file"],
-        ) {
-            opts.push(SshOption {
-                key: "identityfile".into(),
-                value: k,
-            });
-        }
-        if let Some(u) = var_str(vars, &["ansible_user", "ansible_ssh_user"]) {
-            opts.push(SshOption {
-                key: "user".into(),
-                value: u,
-            });
-        }
-        if let Some(t) = var_str(vars, &["ansible_ssh_timeout", "ansible_timeout"]) {
-            opts.push(SshOption {
-                key: "connecttimeout".into(),
-                value: t,
-            });
-        }
-        push_args(&mut opts, "ansible_ssh_common_args")?;
-        push_args(&mut opts, "ansible_ssh_extra_args")?;
+/// The `ssh` command line Ansible's ssh plugin builds for one host: the destination and
+/// the options in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshCommandLine {
+    /// `ansible_host`, else the inventory name: what `Host` patterns are matched against.
+    pub destination: String,
+    pub options: Vec<SshOption>,
+}
 
-        let first = |key: &str| opts.iter().find(|o| o.key == key).map(|o| o.value.clone());
-        if let Some(p) = first("port") {
-            spec.port = p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| bad("ansible_port", format!("not a valid port: {p}")))?;
-        }
-        spec.user = first("user");
-        spec.identity_files = opts
+impl SshCommandLine {
+    /// The last `-F` (ssh keeps the last one).
+    pub fn config_file(&self) -> Option<&str> {
+        self.options
             .iter()
-            .filter(|o| o.key == "identityfile")
-            .map(|o| expand_tilde(&o.value))
-            .collect();
-        if let Some(files) = first("userknownhostsfile") {
-            spec.known_hosts_files = shlex::split(&files, false)
-                .map_err(|e| bad("UserKnownHostsFile", e.to_string()))?
-                .iter()
-                .map(|f| expand_tilde(f))
-                .collect();
+            .rev()
+            .find(|o| o.flag == 'F')
+            .map(|o| o.value.as_str())
+    }
+
+    /// The options as the resolver takes them.
+    pub fn cmd_options(&self) -> Vec<CmdOption> {
+        self.options.iter().filter_map(SshOption::to_cmd).collect()
+    }
+}
+
+/// Variables whose values would need Jinja; refusing beats connecting to "{{ ... }}".
+const CONNECTION_VARS: &[&str] = &[
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+    "ansible_ssh_args",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "ansible_host_key_checking",
+    "ansible_ssh_host_key_checking",
+    "ansible_become",
+    "ansible_become_user",
+    "ansible_become_method",
+    "ansible_become_exe",
+    "ansible_become_flags",
+    "ansible_timeout",
+    "ansible_ssh_timeout",
+];
+
+fn bad_var(name: &str, var: &str, msg: impl std::fmt::Display) -> InventoryError {
+    InventoryError::Other(format!("host {name}: variable {var}: {msg}"))
+}
+
+/// Build the ssh command line for host `name` from its merged variables, in the order
+/// Ansible's ssh plugin puts the options (OpenSSH takes the first value of an option):
+/// `ansible_ssh_args`, then the options Ansible derives from `ansible_host_key_checking`,
+/// `ansible_port`, `ansible_ssh_private_key_file`, `ansible_user`, `ansible_timeout`, then
+/// `ansible_ssh_common_args`, then `ansible_ssh_extra_args`. (ansible.cfg's `ssh_args`,
+/// `ssh_common_args`, `ssh_extra_args` arrive as defaults of those variables.)
+pub fn ssh_command_line(
+    name: &str,
+    vars: &Map<String, Value>,
+) -> Result<SshCommandLine, InventoryError> {
+    for var in CONNECTION_VARS {
+        if let Some(Value::String(s)) = vars.get(*var)
+            && (s.contains("{{") || s.contains("{%"))
+        {
+            return Err(bad_var(
+                name,
+                var,
+                "templated (Jinja) values are not supported",
+            ));
         }
-        if let Some(v) = first("stricthostkeychecking") {
-            spec.host_key_policy = Some(match v.to_ascii_lowercase().as_str() {
-                "yes" | "ask" | "true" => HostKeyPolicy::Strict,
-                "accept-new" => HostKeyPolicy::AcceptNew,
-                "no" | "off" | "false" => HostKeyPolicy::Off,
-                other => {
-                    return Err(bad(
-                        "StrictHostKeyChecking",
-                        format!("unknown value {other:?} (yes, accept-new, no)"),
-                    ));
-                }
-            });
+    }
+    let destination =
+        var_str(vars, &["ansible_host", "ansible_ssh_host"]).unwrap_or_else(|| name.to_string());
+    let mut opts: Vec<SshOption> = Vec::new();
+    let push_args = |opts: &mut Vec<SshOption>, var: &str| -> Result<(), InventoryError> {
+        if let Some(a) = var_str(vars, &[var]) {
+            opts.extend(parse_ssh_args(&a).map_err(|e| bad_var(name, var, e))?);
         }
-        spec.proxy_jump = first("proxyjump").filter(|j| !j.eq_ignore_ascii_case("none"));
-        if let Some(t) = first("connecttimeout") {
-            let secs: f64 = t
-                .trim()
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                .ok_or_else(|| bad("ansible_timeout", format!("not a number of seconds: {t}")))?;
-            spec.connect_timeout = Some(Duration::from_secs_f64(secs));
+        Ok(())
+    };
+    push_args(&mut opts, "ansible_ssh_args")?;
+    for var in ["ansible_host_key_checking", "ansible_ssh_host_key_checking"] {
+        if let Some(v) = vars.get(var) {
+            let b =
+                ansible_bool(v).ok_or_else(|| bad_var(name, var, format!("not a boolean: {v}")))?;
+            if !b {
+                opts.push(SshOption::o("StrictHostKeyChecking", "no"));
+            }
+            break;
         }
+    }
+    for var in ["ansible_port", "ansible_ssh_port"] {
+        if let Some(v) = vars.get(var).filter(|v| !v.is_null()) {
+            let s = match v {
+                Value::String(s) => s.trim().to_string(),
+                other => other.to_string(),
+            };
+            // Refused here with the variable's name rather than as a bad `-o Port`.
+            if !s.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Err(bad_var(name, var, format!("not a valid port: {s}")));
+            }
+            opts.push(SshOption::o("Port", s));
+            break;
+        }
+    }
+    if let Some(k) = var_str(
+        vars,
+        &["ansible_ssh_private_key_file", "ansible_private_key_file"],
+    ) {
+        opts.push(SshOption::o("IdentityFile", format!("\"{k}\"")));
+    }
+    if let Some(u) = var_str(vars, &["ansible_user", "ansible_ssh_user"]) {
+        opts.push(SshOption::o("User", format!("\"{u}\"")));
+    }
+    if let Some(t) = var_str(vars, &["ansible_ssh_timeout", "ansible_timeout"]) {
+        let t = t.trim().to_string();
+        if ssh_config::keywords::convtime(&t).is_none_or(|s| s == 0) {
+            return Err(bad_var(
+                name,
+                "ansible_timeout",
+                format!("not a number of seconds: {t}"),
+            ));
+        }
+        opts.push(SshOption::o("ConnectTimeout", t));
+    }
+    push_args(&mut opts, "ansible_ssh_common_args")?;
+    push_args(&mut opts, "ansible_ssh_extra_args")?;
+    Ok(SshCommandLine {
+        destination,
+        options: opts,
+    })
+}
+
+/// How the OpenSSH client configuration is consulted when specs are built.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    pub ctx: Arc<Context>,
+    /// The files: `--ssh-config` (or its absence: the defaults). A `-F` in a host's ssh
+    /// arguments is used only when `forced` is false.
+    pub files: ConfigFiles,
+    /// `--ssh-config` was given: it beats `-F` in the inventory, as command-line flags
+    /// beat inventory variables in sshfleet.
+    pub forced: bool,
+}
+
+impl SshSettings {
+    /// The local system's context with the given files.
+    pub fn new(files: ConfigFiles, forced: bool) -> Result<SshSettings, InventoryError> {
+        Ok(SshSettings {
+            ctx: Arc::new(system_context()?),
+            files,
+            forced,
+        })
+    }
+
+    /// No configuration files (as `ssh -F none`): only the inventory's options count.
+    pub fn no_files() -> Result<SshSettings, InventoryError> {
+        SshSettings::new(ConfigFiles::Disabled, false)
+    }
+
+    /// The files for one command line (`-F` inside it, unless `--ssh-config` was given).
+    pub fn files_for(&self, cl: &SshCommandLine) -> ConfigFiles {
+        match cl.config_file() {
+            Some(f) if !self.forced => ConfigFiles::from_flag(f),
+            _ => self.files.clone(),
+        }
+    }
+
+    /// Resolve a command line as `ssh -G` would.
+    pub fn resolve(&self, name: &str, cl: &SshCommandLine) -> Result<Resolved, InventoryError> {
+        ssh_config::resolve(
+            &self.ctx,
+            &cl.destination,
+            &cl.cmd_options(),
+            &self.files_for(cl),
+        )
+        .map_err(|source| InventoryError::SshConfig {
+            host: name.to_string(),
+            source,
+        })
+    }
+}
+
+/// The system context, looked up once per process.
+fn system_context() -> Result<Context, InventoryError> {
+    static CTX: OnceLock<Result<Context, ssh_config::SshConfigError>> = OnceLock::new();
+    CTX.get_or_init(Context::system)
+        .clone()
+        .map_err(|source| InventoryError::SshConfig {
+            host: String::new(),
+            source,
+        })
+}
+
+impl ConnSpec {
+    /// Build the spec for host `name` from its fully merged variables, without ssh
+    /// configuration files (only the options the variables give).
+    pub fn from_vars(name: &str, vars: &Map<String, Value>) -> Result<ConnSpec, InventoryError> {
+        ConnSpec::from_vars_with(name, vars, &SshSettings::no_files()?)
+    }
+
+    /// Build the spec for host `name`: its ssh command line ([`ssh_command_line`])
+    /// resolved with the ssh configuration of `settings`, then become.
+    pub fn from_vars_with(
+        name: &str,
+        vars: &Map<String, Value>,
+        settings: &SshSettings,
+    ) -> Result<ConnSpec, InventoryError> {
+        let cl = ssh_command_line(name, vars)?;
+        let resolved = settings.resolve(name, &cl)?;
+        let mut spec = ConnSpec::from_resolved(name, &resolved)?;
+        spec.ssh_config_files = settings.files_for(&cl);
+        let bad = |var: &str, msg: String| bad_var(name, var, msg);
         if let Some(v) = vars.get("ansible_become") {
             spec.r#become.enabled = ansible_bool(v)
                 .ok_or_else(|| bad("ansible_become", format!("not a boolean: {v}")))?;
@@ -361,6 +499,87 @@ impl ConnSpec {
                 format!("become method {m:?} is not supported (only sudo)"),
             ));
         }
+        Ok(spec)
+    }
+
+    /// The spec of what `ssh` resolved: `name` is used in messages and results.
+    pub fn from_resolved(name: &str, r: &Resolved) -> Result<ConnSpec, InventoryError> {
+        let expand = |what: &str, f: &str| -> Result<PathBuf, InventoryError> {
+            r.expand(f)
+                .map(PathBuf::from)
+                .map_err(|e| InventoryError::SshConfig {
+                    host: name.to_string(),
+                    source: ssh_config::SshConfigError::Target {
+                        target: r.host_arg.clone(),
+                        msg: format!("{what} {f}: {e}"),
+                    },
+                })
+        };
+        let mut spec = ConnSpec::new(name);
+        spec.address = r.hostname.clone();
+        spec.port = r.port;
+        spec.user = r.user_given.then(|| r.user.clone());
+        if r.identity_files_given {
+            spec.identity_files = r
+                .identity_files
+                .iter()
+                .map(|f| expand("IdentityFile", f))
+                .collect::<Result<_, _>>()?;
+        }
+        spec.identities_only = r.identities_only;
+        spec.certificate_files = r
+            .certificate_files
+            .iter()
+            .map(|f| expand("CertificateFile", f))
+            .collect::<Result<_, _>>()?;
+        spec.identity_agent = r.identity_agent.clone();
+        if r.user_known_hosts_given {
+            // `UserKnownHostsFile none`: no user file at all.
+            spec.known_hosts_files = if r.user_known_hosts.is_empty() {
+                vec![PathBuf::from("/dev/null")]
+            } else {
+                r.user_known_hosts.iter().map(PathBuf::from).collect()
+            };
+        }
+        if r.global_known_hosts_given {
+            // ssh expands only `~` in GlobalKnownHostsFile.
+            spec.global_known_hosts_files = if r.global_known_hosts.is_empty() {
+                vec![PathBuf::from("/dev/null")]
+            } else {
+                r.global_known_hosts
+                    .iter()
+                    .map(|f| {
+                        r.expander.tilde(f).map(PathBuf::from).map_err(|e| {
+                            InventoryError::SshConfig {
+                                host: name.to_string(),
+                                source: ssh_config::SshConfigError::Target {
+                                    target: r.host_arg.clone(),
+                                    msg: format!("GlobalKnownHostsFile {f}: {e}"),
+                                },
+                            }
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+        }
+        if r.strict_given {
+            spec.host_key_policy = Some(match r.strict_host_key_checking {
+                // `ask` cannot ask anyone here: unknown keys are refused, as with `yes`.
+                StrictHostKeyChecking::Yes | StrictHostKeyChecking::Ask => HostKeyPolicy::Strict,
+                StrictHostKeyChecking::AcceptNew => HostKeyPolicy::AcceptNew,
+                StrictHostKeyChecking::No => HostKeyPolicy::Off,
+            });
+        }
+        spec.host_key_alias = r.host_key_alias.clone();
+        spec.proxy_jump = r.proxy_jump.as_ref().map(|j| j.raw.clone());
+        spec.proxy_command = r.proxy_command.clone();
+        spec.connect_timeout = r
+            .connect_timeout
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t as u64));
+        spec.server_alive_interval = (r.server_alive_interval > 0)
+            .then(|| Duration::from_secs(r.server_alive_interval as u64));
+        spec.server_alive_count_max = u32::try_from(r.server_alive_count_max).unwrap_or(u32::MAX);
         Ok(spec)
     }
 }
@@ -397,6 +616,65 @@ mod tests {
         );
         assert!(parse_ssh_args("-o").is_err());
         assert!(parse_ssh_args("-o 'unterminated").is_err());
+        let f = parse_ssh_args("-F /etc/alt -J a,b -l root").unwrap();
+        assert_eq!(
+            f.iter()
+                .map(|o| (o.flag, o.value.as_str()))
+                .collect::<Vec<_>>(),
+            [('F', "/etc/alt"), ('J', "a,b"), ('l', "root")]
+        );
+    }
+
+    fn settings_with(text: &str) -> (tempfile::TempDir, SshSettings) {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("ssh_config");
+        std::fs::write(&f, text).unwrap();
+        let s = SshSettings::new(ConfigFiles::File(f), false).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn ssh_config_resolves_aliases_behind_the_inventory_options() {
+        let (_d, st) = settings_with(
+            "Host web*\n  HostName %h.internal\n  User cfguser\n  Port 2200\n  ProxyJump ops@bastion:2222\n  IdentityFile /keys/cfg\n  IdentitiesOnly yes\n  HostKeyAlias WebAlias\n  ServerAliveInterval 15\nHost db\n  ProxyCommand ssh -W %h:%p gw\n",
+        );
+        // Variables (Ansible's -o options) come before the files: they win.
+        let s = ConnSpec::from_vars_with(
+            "web1",
+            &vars(json!({"ansible_user": "deploy", "ansible_ssh_private_key_file": "/keys/inv"})),
+            &st,
+        )
+        .unwrap();
+        assert_eq!(s.address, "web1.internal");
+        assert_eq!(s.user.as_deref(), Some("deploy"));
+        assert_eq!(s.port, 2200);
+        assert_eq!(
+            s.identity_files,
+            [PathBuf::from("/keys/inv"), PathBuf::from("/keys/cfg")]
+        );
+        assert!(s.identities_only);
+        assert_eq!(s.proxy_jump.as_deref(), Some("ops@bastion:2222"));
+        assert_eq!(s.host_key_alias.as_deref(), Some("webalias"));
+        assert_eq!(s.server_alive_interval, Some(Duration::from_secs(15)));
+        // ansible_host is what Host patterns see.
+        let s = ConnSpec::from_vars_with("x", &vars(json!({"ansible_host": "db"})), &st).unwrap();
+        assert_eq!(s.proxy_command.as_deref(), Some("ssh -W %h:%p gw"));
+        assert_eq!(s.proxy_jump, None);
+        // -F inside the ssh args selects another file; -F none disables.
+        let s = ConnSpec::from_vars_with(
+            "web1",
+            &vars(json!({"ansible_ssh_common_args": "-F none"})),
+            &st,
+        )
+        .unwrap();
+        assert_eq!(s.address, "web1");
+        // A config ssh would refuse is refused, naming the host.
+        let (_d2, bad) = settings_with("Host other\n  Port nope\n");
+        let e = ConnSpec::from_vars_with("web1", &vars(json!({})), &bad).unwrap_err();
+        assert!(
+            e.to_string().contains("host web1") && e.to_string().contains("line 2"),
+            "{e}"
+        );
     }
 
     #[test]

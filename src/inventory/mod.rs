@@ -26,6 +26,7 @@ mod address;
 mod bigint;
 pub mod conn;
 mod data;
+pub mod hop;
 mod ini;
 pub mod json_out;
 pub mod pattern;
@@ -58,6 +59,12 @@ pub enum InventoryError {
     File { path: PathBuf, msg: String },
     #[error("{0}")]
     Other(String),
+    /// The OpenSSH client configuration refuses this host (or cannot be read).
+    #[error("host {host}: ssh config: {source}")]
+    SshConfig {
+        host: String,
+        source: crate::ssh_config::SshConfigError,
+    },
 }
 
 /// Variables Ansible never shows in `ansible-inventory` output (`C.INTERNAL_STATIC_VARS`).
@@ -532,12 +539,22 @@ impl Inventory {
         }
     }
 
-    /// Connection spec for one host, from its merged vars.
+    /// Connection spec for one host, from its merged vars (no ssh config files).
     pub fn conn_spec(&self, host: &str) -> Result<ConnSpec, InventoryError> {
+        self.conn_spec_with(host, &conn::SshSettings::no_files()?)
+    }
+
+    /// Connection spec for one host: its merged vars resolved with the OpenSSH client
+    /// configuration of `settings`.
+    pub fn conn_spec_with(
+        &self,
+        host: &str,
+        settings: &conn::SshSettings,
+    ) -> Result<ConnSpec, InventoryError> {
         let vars = self
             .host_vars(host)
             .ok_or_else(|| InventoryError::Other(format!("host {host} is not in the inventory")))?;
-        ConnSpec::from_vars(host, &vars)
+        ConnSpec::from_vars_with(host, &vars, settings)
     }
 
     /// `ansible-inventory --list` JSON.

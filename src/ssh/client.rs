@@ -349,6 +349,12 @@ impl Connector {
                 msg: format!("ProxyJump ({j}) is not supported"),
             });
         }
+        if let Some(c) = &spec.proxy_command {
+            return Err(SshError::Connect {
+                addr,
+                msg: format!("ProxyCommand ({c}) is not supported"),
+            });
+        }
         let timeout = spec.connect_timeout.unwrap_or(cfg.connect_timeout);
         let policy = spec.host_key_policy.unwrap_or(cfg.default_policy);
         let user = spec
@@ -361,12 +367,18 @@ impl Connector {
             spec.known_hosts_files.clone()
         };
         let mut files = user_files.clone();
-        files.extend(cfg.global_known_hosts.iter().cloned());
+        if spec.global_known_hosts_files.is_empty() {
+            files.extend(cfg.global_known_hosts.iter().cloned());
+        } else {
+            files.extend(spec.global_known_hosts_files.iter().cloned());
+        }
         let known = self.known_hosts(&files)?;
+        let (kh_host, kh_port) = known_hosts_name(spec);
+        // With HostKeyAlias, keys are checked and learned under the alias (port ignored).
         let handler = || ClientHandler {
-            name: known_hosts::host_key_name(&spec.address, spec.port),
-            addr: spec.address.clone(),
-            port: spec.port,
+            name: known_hosts::host_key_name(kh_host, kh_port),
+            addr: kh_host.to_string(),
+            port: kh_port,
             known: known.clone(),
             policy,
             learn_file: user_files.first().cloned(),
@@ -430,7 +442,8 @@ impl Connector {
             preferred.cipher = Cow::Owned(ciphers);
         }
         // Host key algorithms already known for this host first (stable order otherwise).
-        let known_types = known.key_types_for(&spec.address, spec.port);
+        let (kh_host, kh_port) = known_hosts_name(spec);
+        let known_types = known.key_types_for(kh_host, kh_port);
         if !known_types.is_empty() {
             let rank = |a: &Algorithm| {
                 known_types
@@ -447,8 +460,13 @@ impl Connector {
         client::Config {
             preferred,
             nodelay: true,
-            keepalive_interval: Some(cfg.keepalive),
-            keepalive_max: 3,
+            // ServerAliveInterval/CountMax from ssh_config, else the controller's keepalive.
+            keepalive_interval: Some(spec.server_alive_interval.unwrap_or(cfg.keepalive)),
+            keepalive_max: if spec.server_alive_interval.is_some() {
+                spec.server_alive_count_max as usize
+            } else {
+                3
+            },
             inactivity_timeout: None,
             ..Default::default()
         }
@@ -566,9 +584,10 @@ impl Connector {
         let mut rsa_hash: Option<Option<HashAlg>> = None;
         let (files, use_agent, defaults): (Vec<PathBuf>, bool, bool) = match mode {
             AuthMode::OnlyKey(p) => (vec![p.to_path_buf()], false, false),
+            // IdentitiesOnly: the given files (else the defaults), never the agent's keys.
             AuthMode::Default => (
                 spec.identity_files.clone(),
-                true,
+                !spec.identities_only,
                 spec.identity_files.is_empty(),
             ),
         };
@@ -587,7 +606,7 @@ impl Connector {
             if i == explicit_count
                 && use_agent
                 && self
-                    .try_agent(handle, user, &mut tried, &mut rsa_hash)
+                    .try_agent(handle, user, spec, &mut tried, &mut rsa_hash)
                     .await?
             {
                 return Ok(());
@@ -633,7 +652,7 @@ impl Connector {
         if candidates.len() == explicit_count
             && use_agent
             && self
-                .try_agent(handle, user, &mut tried, &mut rsa_hash)
+                .try_agent(handle, user, spec, &mut tried, &mut rsa_hash)
                 .await?
         {
             return Ok(());
@@ -654,12 +673,24 @@ impl Connector {
         &self,
         handle: &mut client::Handle<ClientHandler>,
         user: &str,
+        spec: &ConnSpec,
         tried: &mut Vec<String>,
         rsa_hash: &mut Option<Option<HashAlg>>,
     ) -> Result<bool, SshError> {
         use russh::keys::agent::AgentIdentity;
         use russh::keys::agent::client::AgentClient;
-        let sock = match &self.inner.cfg.agent {
+        // IdentityAgent (already expanded): `none`, `SSH_AUTH_SOCK`, `$VAR`, or a socket.
+        let source = match spec.identity_agent.as_deref() {
+            None => self.inner.cfg.agent.clone(),
+            Some("none") => AgentSource::Disabled,
+            Some("SSH_AUTH_SOCK") => AgentSource::Env,
+            Some(v) if v.starts_with('$') => match std::env::var_os(&v[1..]) {
+                Some(p) if !p.is_empty() => AgentSource::Path(PathBuf::from(p)),
+                _ => AgentSource::Disabled,
+            },
+            Some(p) => AgentSource::Path(PathBuf::from(p)),
+        };
+        let sock = match &source {
             AgentSource::Disabled => return Ok(false),
             AgentSource::Path(p) => p.clone(),
             AgentSource::Env => match std::env::var_os("SSH_AUTH_SOCK") {
@@ -840,6 +871,15 @@ pub(crate) fn jitter() -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// The name host keys are looked up and recorded under: `HostKeyAlias` as is (OpenSSH
+/// then ignores the port), else `[address]:port`.
+fn known_hosts_name(spec: &ConnSpec) -> (&str, u16) {
+    match &spec.host_key_alias {
+        Some(a) => (a.as_str(), 22),
+        None => (spec.address.as_str(), spec.port),
+    }
 }
 
 #[cfg(test)]

@@ -18,5 +18,6 @@ mod reliability;
 mod replicate;
 mod sessions;
 mod ssh;
+mod ssh_config;
 mod upstream;
 mod ux;
