@@ -16,6 +16,7 @@ pub mod files;
 pub mod known_hosts;
 pub mod module;
 pub mod ops;
+pub mod secret;
 pub mod target;
 
 #[cfg(feature = "controller")]

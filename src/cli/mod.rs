@@ -25,6 +25,7 @@ use crate::fleet::resolve::ConnOverrides;
 use crate::inventory::conn::HostKeyPolicy;
 use crate::report::{OutputMode, ReportOptions};
 use crate::run::Invocation;
+use crate::secret::SecretSource;
 
 /// Rotate SSH keys and replicate files across an Ansible inventory, in parallel, safely.
 #[derive(Debug, Parser)]
@@ -91,6 +92,42 @@ pub struct Cli {
     )]
     pub passphrase_env: Option<String>,
 
+    /// Ask for the connection password on the terminal (password/keyboard-interactive auth).
+    #[arg(
+        short = 'k',
+        long = "ask-pass",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub ask_pass: bool,
+
+    /// Environment variable holding the connection password (non-interactive -k).
+    #[arg(
+        long = "password-env",
+        global = true,
+        help_heading = "Global options",
+        value_name = "VAR"
+    )]
+    pub password_env: Option<String>,
+
+    /// Ask for the privilege escalation (sudo/su) password on the terminal.
+    #[arg(
+        short = 'K',
+        long = "ask-become-pass",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub ask_become_pass: bool,
+
+    /// Environment variable holding the become password (non-interactive -K).
+    #[arg(
+        long = "become-password-env",
+        global = true,
+        help_heading = "Global options",
+        value_name = "VAR"
+    )]
+    pub become_password_env: Option<String>,
+
     /// known_hosts file to check host keys against (default ~/.ssh/known_hosts).
     #[arg(
         long = "known-hosts",
@@ -138,6 +175,15 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub r#become: bool,
+
+    /// Privilege escalation method: sudo (default) or su.
+    #[arg(
+        long = "become-method",
+        global = true,
+        help_heading = "Global options",
+        value_name = "METHOD"
+    )]
+    pub become_method: Option<String>,
 
     /// Become this user (default root).
     #[arg(
@@ -223,6 +269,15 @@ impl Cli {
             .as_deref()
             .map(parse_policy)
             .transpose()?;
+        let become_method = match self.become_method.as_deref() {
+            None => None,
+            Some(m @ ("sudo" | "su")) => Some(m.to_string()),
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "--become-method: {other:?} is not supported (sudo, su)"
+                )));
+            }
+        };
         Ok(Config {
             inventory: self.inventory.clone(),
             limit: self.limit.clone(),
@@ -235,6 +290,12 @@ impl Cli {
                 connect_timeout: Duration::from_secs(self.timeout.max(1)),
                 r#become: self.r#become,
                 become_user: self.become_user.clone(),
+                become_method,
+                password: SecretSource::from_flags(self.ask_pass, self.password_env.clone()),
+                become_password: SecretSource::from_flags(
+                    self.ask_become_pass,
+                    self.become_password_env.clone(),
+                ),
             },
             run: RunOptions::new(
                 self.forks,

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::secret::Secret;
+
 /// Host key policy, as OpenSSH's `StrictHostKeyChecking` / Ansible's `host_key_checking`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HostKeyPolicy {
@@ -25,10 +27,12 @@ pub struct BecomeSpec {
     pub enabled: bool,
     /// Default `root`.
     pub user: Option<String>,
-    /// Only `sudo` is supported.
+    /// `sudo` (default) or `su`.
     pub method: Option<String>,
     pub exe: Option<String>,
     pub flags: Option<String>,
+    /// `ansible_become_password`/`ansible_become_pass`, or `-K`.
+    pub password: Option<Secret>,
 }
 
 /// How to reach and log in to one inventory host.
@@ -44,6 +48,13 @@ pub struct ConnSpec {
     pub user: Option<String>,
     /// Private keys to offer, in order (`ansible_ssh_private_key_file`, `-o IdentityFile`).
     pub identity_files: Vec<PathBuf>,
+    /// User certificates to offer with those keys (`-o CertificateFile`), in order.
+    pub certificate_files: Vec<PathBuf>,
+    /// `-o HostKeyAlias`: the name host keys and host certificates are checked against.
+    pub host_key_alias: Option<String>,
+    /// Login password (`ansible_password`/`ansible_ssh_pass`, or `-k`): password and
+    /// keyboard-interactive authentication after the keys.
+    pub password: Option<Secret>,
     /// known_hosts files (`-o UserKnownHostsFile`); empty means the default.
     pub known_hosts_files: Vec<PathBuf>,
     /// `-o StrictHostKeyChecking`, `ansible_host_key_checking`; `None` means the default.
@@ -65,6 +76,9 @@ impl ConnSpec {
             port: 22,
             user: None,
             identity_files: Vec::new(),
+            certificate_files: Vec::new(),
+            host_key_alias: None,
+            password: None,
             known_hosts_files: Vec::new(),
             host_key_policy: None,
             proxy_jump: None,
@@ -229,6 +243,11 @@ impl ConnSpec {
             "ansible_become_flags",
             "ansible_timeout",
             "ansible_ssh_timeout",
+            "ansible_password",
+            "ansible_ssh_pass",
+            "ansible_ssh_password",
+            "ansible_become_password",
+            "ansible_become_pass",
         ] {
             if let Some(Value::String(s)) = vars.get(var)
                 && (s.contains("{{") || s.contains("{%"))
@@ -315,6 +334,22 @@ impl ConnSpec {
             .filter(|o| o.key == "identityfile")
             .map(|o| expand_tilde(&o.value))
             .collect();
+        spec.certificate_files = opts
+            .iter()
+            .filter(|o| o.key == "certificatefile")
+            .map(|o| expand_tilde(&o.value))
+            .collect();
+        spec.host_key_alias = first("hostkeyalias").filter(|a| !a.eq_ignore_ascii_case("none"));
+        // Ansible takes the *last* of an option's variables that is set.
+        spec.password = var_str(
+            vars,
+            &[
+                "ansible_ssh_password",
+                "ansible_ssh_pass",
+                "ansible_password",
+            ],
+        )
+        .map(Secret::new);
         if let Some(files) = first("userknownhostsfile") {
             spec.known_hosts_files = shlex::split(&files, false)
                 .map_err(|e| bad("UserKnownHostsFile", e.to_string()))?
@@ -353,12 +388,15 @@ impl ConnSpec {
         spec.r#become.method = var_str(vars, &["ansible_become_method"]);
         spec.r#become.exe = var_str(vars, &["ansible_become_exe"]);
         spec.r#become.flags = var_str(vars, &["ansible_become_flags"]);
+        spec.r#become.password =
+            var_str(vars, &["ansible_become_pass", "ansible_become_password"]).map(Secret::new);
         if let Some(m) = &spec.r#become.method
             && m != "sudo"
+            && m != "su"
         {
             return Err(bad(
                 "ansible_become_method",
-                format!("become method {m:?} is not supported (only sudo)"),
+                format!("become method {m:?} is not supported (sudo, su)"),
             ));
         }
         Ok(spec)
@@ -446,6 +484,41 @@ mod tests {
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_port": 70000}))).is_err());
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_user": "{{ u }}"}))).is_err());
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_become": "maybe"}))).is_err());
-        assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_become_method": "su"}))).is_err());
+        assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_become_method": "doas"}))).is_err());
+        assert!(
+            ConnSpec::from_vars("h", &vars(json!({"ansible_password": "{{ vault_pw }}"}))).is_err()
+        );
+    }
+
+    #[test]
+    fn passwords_certificates_and_su() {
+        let s = ConnSpec::from_vars(
+            "h",
+            &vars(json!({
+                "ansible_ssh_pass": "pw1",
+                "ansible_become_pass": "pw2",
+                "ansible_become_method": "su",
+                "ansible_ssh_common_args": "-o CertificateFile=/k/id-cert.pub -o HostKeyAlias=web.example",
+            })),
+        )
+        .unwrap();
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("pw1"));
+        assert_eq!(
+            s.r#become.password.as_ref().map(Secret::expose),
+            Some("pw2")
+        );
+        assert_eq!(s.r#become.method.as_deref(), Some("su"));
+        assert_eq!(s.certificate_files, [PathBuf::from("/k/id-cert.pub")]);
+        assert_eq!(s.host_key_alias.as_deref(), Some("web.example"));
+        // As in Ansible, the last variable of the option's list that is set wins
+        // (ansible_password, ansible_ssh_pass, ansible_ssh_password); none is printed.
+        let s = ConnSpec::from_vars(
+            "h",
+            &vars(json!({"ansible_password": "a", "ansible_ssh_pass": "b"})),
+        )
+        .unwrap();
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("b"));
+        assert!(!format!("{s:?}").contains("\"b\""));
+        assert!(!format!("{s:?}").contains("\"a\""));
     }
 }

@@ -621,7 +621,20 @@ impl Connector {
         {
             return Ok(());
         }
+        if !only
+            && let Some(pw) = &spec.password
+            && super::auth::try_password(handle, user, pw, &mut tried)
+                .await
+                .map_err(perr)?
+        {
+            return Ok(());
+        }
         Err(SshError::Auth {
+            methods: if !only && spec.password.is_some() {
+                "publickey,password".into()
+            } else {
+                "publickey".into()
+            },
             user: user.to_string(),
             addr: addr.to_string(),
             tried: if tried.is_empty() {

@@ -19,7 +19,9 @@
 //! Every failure is an [`SshError`] naming the host; all of them are "unreachable" in
 //! Ansible's terms (authentication failures included, as Ansible reports them).
 
+pub mod auth;
 pub mod client;
+pub mod escalate;
 pub mod keygen;
 pub mod keys;
 pub mod target;
@@ -261,10 +263,12 @@ pub enum SshError {
     #[error("{0}")]
     HostKey(Box<HostKeyError>),
     #[error(
-        "Failed to authenticate as {user}@{addr}: Permission denied (publickey); tried: {tried}"
+        "Failed to authenticate as {user}@{addr}: Permission denied ({methods}); tried: {tried}"
     )]
     Auth {
         user: String,
+        /// `publickey`, or `publickey,password` when a password was tried too.
+        methods: String,
         addr: String,
         tried: String,
     },

@@ -1,0 +1,315 @@
+//! Issue 16: authentication as real fleets demand it, against real sshd/sudo/su on the test
+//! fleet with per-host `/etc/shadow`, `/etc/sudoers.d` and `/etc/ssh`:
+//! - a password-only host where `keys add` with a password installs the first key, after
+//!   which the key logs in (and a wrong password changes nothing);
+//! - sudo that needs a password (`--become-password-env`, `ansible_become_password`), a
+//!   wrong one failing that host clearly and fast, commands, SFTP writes and the edit session
+//!   under it;
+//! - `su` as become method (password typed into a pty, work over a clean channel);
+//! - secrets never in output, `--json`, `-vvv`, process arguments or remote environments.
+
+use std::path::Path;
+
+use crate::support::Sshfleet;
+use crate::support::fleet::Fleet;
+
+const LOGIN_PW: &str = "Login-Pw-7f3a1c";
+const SUDO_PW: &str = "Sudo-Pw-2b9e44";
+const ROOT_PW: &str = "Root-Pw-c81d05";
+
+fn ak(fleet: &Fleet, i: usize, user: &str) -> String {
+    std::fs::read_to_string(fleet.authorized_keys_path(i, user)).unwrap_or_default()
+}
+
+fn cli(fleet: &Fleet) -> Sshfleet {
+    Sshfleet::new().inventory(fleet)
+}
+
+/// Write an inventory for `fleet` with extra host variables on every host.
+fn inventory_with(fleet: &Fleet, dir: &Path, vars: &str) -> std::path::PathBuf {
+    let base = std::fs::read_to_string(fleet.inventory()).unwrap();
+    let p = dir.join("inv.ini");
+    std::fs::write(&p, format!("{base}{vars}\n")).unwrap();
+    p
+}
+
+#[test]
+fn password_only_host_gets_its_first_key_then_the_key_logs_in() {
+    let fleet = Fleet::builder()
+        .hosts(2)
+        .password(0, "deploy", LOGIN_PW)
+        .password(1, "deploy", LOGIN_PW)
+        .no_authorized_keys(0, "deploy")
+        .no_authorized_keys(1, "deploy")
+        .sshd_option_all("PasswordAuthentication yes")
+        .start()
+        .expect("start fleet");
+    let key_pub = fleet.client_key_pub();
+    // Without a password: refused, and the message says what was tried.
+    cli(&fleet)
+        .arg("ping")
+        .run()
+        .code(4)
+        .stdout_contains("Permission denied (publickey)");
+    // A wrong password: refused, nothing written.
+    cli(&fleet)
+        .env("SSHFLEET_TEST_PW", "wrong-password")
+        .args(["--password-env", "SSHFLEET_TEST_PW"])
+        .args(["keys", "add", "--user", "deploy", "--key"])
+        .arg(&key_pub)
+        .run()
+        .code(4)
+        .stdout_contains("Permission denied (publickey,password)")
+        .stdout_contains("password (refused)")
+        .output_lacks("wrong-password");
+    assert_eq!(ak(&fleet, 0, "deploy"), "");
+    assert!(!fleet.authorized_keys_path(0, "deploy").exists());
+    // The right password (like ssh-copy-id, fleet-wide): the first key goes in.
+    let out = cli(&fleet)
+        .env("SSHFLEET_TEST_PW", LOGIN_PW)
+        .args(["--password-env", "SSHFLEET_TEST_PW", "-vvv", "--json"])
+        .args(["keys", "add", "--user", "deploy", "--key"])
+        .arg(&key_pub)
+        .run();
+    out.success().output_lacks(LOGIN_PW);
+    let key_line = std::fs::read_to_string(&key_pub).unwrap();
+    for i in 0..2 {
+        assert!(
+            ak(&fleet, i, "deploy").contains(key_line.split_whitespace().nth(1).unwrap()),
+            "host{i}: {}",
+            ak(&fleet, i, "deploy")
+        );
+        assert!(fleet.host(i).log().contains("Accepted password for deploy"));
+    }
+    // The next command logs in by key, no password given.
+    cli(&fleet).arg("ping").run().success();
+    assert!(
+        fleet
+            .host(0)
+            .log()
+            .contains("Accepted publickey for deploy")
+    );
+    // ansible_password in the inventory works as well (the key is not offered here).
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory_with(
+        &fleet,
+        dir.path(),
+        &format!("ansible_password={LOGIN_PW}\n"),
+    );
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .arg("--known-hosts")
+        .arg(fleet.known_hosts())
+        .arg("--private-key")
+        .arg(dir.path().join("no-such-key"))
+        .args(["run", "--", "id", "-un"])
+        .run()
+        .success()
+        .stdout_contains("deploy")
+        .output_lacks(LOGIN_PW);
+}
+
+#[test]
+fn sudo_with_a_password_runs_commands_sftp_and_edits_and_a_wrong_one_fails_fast() {
+    let fleet = Fleet::builder()
+        .hosts(1)
+        .password(0, "deploy", SUDO_PW)
+        .sudo_password(0)
+        .start()
+        .expect("start fleet");
+    // No password: sudo -n refuses at once, nothing hangs.
+    cli(&fleet)
+        .args(["-b", "run", "--", "id", "-un"])
+        .run()
+        .code(2)
+        .stdout_contains("a password is required");
+    // Wrong password: a clear failure for this host, quickly, nothing written.
+    let out = cli(&fleet)
+        .env("BPW", "not-the-password")
+        .args(["-b", "--become-password-env", "BPW"])
+        .args(["copy", "--dest", "/srv/from-sudo.txt"])
+        .arg(fleet.client_key_pub())
+        .timeout(std::time::Duration::from_secs(60))
+        .run();
+    out.code(2)
+        .stdout_contains("incorrect sudo password")
+        .output_lacks("not-the-password");
+    assert!(
+        !fleet
+            .host(0)
+            .local_path("/srv/from-sudo.txt")
+            .unwrap()
+            .exists()
+    );
+    // The right one: commands, SFTP writes and the edit session run as root.
+    cli(&fleet)
+        .env("BPW", SUDO_PW)
+        .args([
+            "-b",
+            "--become-password-env",
+            "BPW",
+            "run",
+            "--",
+            "id",
+            "-un",
+        ])
+        .run()
+        .success()
+        .stdout_contains("root");
+    cli(&fleet)
+        .env("BPW", SUDO_PW)
+        .args(["-b", "--become-password-env", "BPW"])
+        .args(["copy", "--dest", "/srv/from-sudo.txt", "--mode", "0600"])
+        .arg(fleet.client_key_pub())
+        .run()
+        .success()
+        .stdout_contains("changed: [host01]");
+    let local = fleet.host(0).local_path("/srv/from-sudo.txt").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(&local).unwrap();
+    assert_eq!((md.uid(), md.mode() & 0o777), (0, 0o600));
+    assert_eq!(
+        std::fs::read(&local).unwrap(),
+        std::fs::read(fleet.client_key_pub()).unwrap()
+    );
+    // The edit session (authorized_keys of another user, read-check-rename under its lock).
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra.pub");
+    std::fs::write(
+        &extra,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPNKk17//p3pZqOsxCs5BBVAO1iSeA/XgCCnF9t1qFTr extra@test\n",
+    )
+    .unwrap();
+    let inv = inventory_with(
+        &fleet,
+        dir.path(),
+        &format!("ansible_become_password={SUDO_PW}\n"),
+    );
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .arg("--known-hosts")
+        .arg(fleet.known_hosts())
+        .args(["-b", "keys", "add", "--user", "backup", "--key"])
+        .arg(&extra)
+        .run()
+        .success()
+        .stdout_contains("changed: [host01]")
+        .output_lacks(SUDO_PW);
+    assert!(ak(&fleet, 0, "backup").contains("extra@test"));
+}
+
+#[test]
+fn su_as_become_method_runs_commands_sftp_and_edits() {
+    let fleet = Fleet::builder()
+        .hosts(1)
+        .password(0, "root", ROOT_PW)
+        .start()
+        .expect("start fleet");
+    let su = |pw: &str| {
+        cli(&fleet).env("RPW", pw).args([
+            "-b",
+            "--become-method",
+            "su",
+            "--become-password-env",
+            "RPW",
+        ])
+    };
+    // Without a password su fails at once with a clear message.
+    cli(&fleet)
+        .args(["-b", "--become-method", "su", "run", "--", "id", "-un"])
+        .run()
+        .code(2)
+        .stdout_contains("su needs a password");
+    su("wrong-root-pw")
+        .args(["run", "--", "id", "-un"])
+        .timeout(std::time::Duration::from_secs(60))
+        .run()
+        .code(2)
+        .stdout_contains("incorrect su password")
+        .output_lacks("wrong-root-pw");
+    su(ROOT_PW)
+        .args(["run", "--", "id", "-un"])
+        .run()
+        .success()
+        .stdout_contains("root")
+        .output_lacks(ROOT_PW);
+    // stdin and binary data survive (no terminal in the data path).
+    let dir = tempfile::tempdir().unwrap();
+    let blob: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    std::fs::write(dir.path().join("blob.bin"), &blob).unwrap();
+    su(ROOT_PW)
+        .args(["copy", "--dest", "/srv/", "--mode", "0640"])
+        .arg(dir.path().join("blob.bin"))
+        .run()
+        .success()
+        .stdout_contains("changed: [host01]");
+    let local = fleet.host(0).local_path("/srv/blob.bin").unwrap();
+    assert_eq!(std::fs::read(&local).unwrap(), blob);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&local).unwrap().uid(), 0);
+    // A second run: checksum-skip over the same su'd SFTP session, nothing changes.
+    su(ROOT_PW)
+        .args(["copy", "--dest", "/srv/", "--mode", "0640"])
+        .arg(dir.path().join("blob.bin"))
+        .run()
+        .success()
+        .stdout_contains("ok: [host01]");
+    // The edit session under su.
+    let extra = dir.path().join("extra.pub");
+    std::fs::write(
+        &extra,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPNKk17//p3pZqOsxCs5BBVAO1iSeA/XgCCnF9t1qFTr su@test\n",
+    )
+    .unwrap();
+    su(ROOT_PW)
+        .args(["keys", "add", "--user", "backup", "--key"])
+        .arg(&extra)
+        .run()
+        .success()
+        .stdout_contains("changed: [host01]");
+    assert!(ak(&fleet, 0, "backup").contains("su@test"));
+}
+
+/// The sudo password is in no process's arguments and no environment on the host while a
+/// become command runs, nor in output, `--json` or `-vvv`.
+#[test]
+fn secrets_stay_out_of_argv_env_output_json_and_logs() {
+    let fleet = Fleet::builder()
+        .hosts(1)
+        .password(0, "deploy", SUDO_PW)
+        .password(0, "root", ROOT_PW)
+        .sudo_password(0)
+        .start()
+        .expect("start fleet");
+    // Every process's command line and environment on the host, read by the escalated
+    // command itself while sudo (holding the password exchange's result) is its parent.
+    // (`/proc` is the machine's: only processes in the host's PID namespace are the host's;
+    // the controller's own environment holds the variable the password came from.)
+    let probe = "me=$(readlink /proc/self/ns/pid); n=0; for p in /proc/[0-9]*; do \
+                 [ \"$(readlink $p/ns/pid 2>/dev/null)\" = \"$me\" ] || continue; n=$((n+1)); \
+                 tr '\\0' ' ' < $p/cmdline; echo; tr '\\0' '\\n' < $p/environ; \
+                 done 2>/dev/null; echo \"host processes: $n\"";
+    for (method, pw) in [("sudo", SUDO_PW), ("su", ROOT_PW)] {
+        for flags in [&["-vvv"][..], &["--json"][..]] {
+            let out = cli(&fleet)
+                .env("BPW", pw)
+                .args([
+                    "-b",
+                    "--become-method",
+                    method,
+                    "--become-password-env",
+                    "BPW",
+                ])
+                .args(flags)
+                .args(["run", "--", "sh", "-c", probe])
+                .run();
+            out.success();
+            // The probe did see the escalation (so the check is not vacuous).
+            assert!(
+                out.stdout.contains("SSHFLEET-BECOME-SUCCESS"),
+                "{method}: probe did not see the become command\n{out}"
+            );
+            out.output_lacks(pw);
+        }
+    }
+}
