@@ -49,7 +49,10 @@ type Learned = Arc<Mutex<HashSet<(String, Vec<u8>)>>>;
 
 /// The russh client handler: host key verification.
 pub struct ClientHandler {
+    /// The name looked up in known_hosts: `HostKeyAlias`, else `host` or `[host]:port`.
     name: String,
+    /// The name a host certificate must list: `HostKeyAlias`, else the host connected to.
+    principal: String,
     addr: String,
     port: u16,
     known: Arc<KnownHosts>,
@@ -61,15 +64,36 @@ pub struct ClientHandler {
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
 impl ClientHandler {
+    /// A host certificate: trusted through `@cert-authority` (see [`super::certs`]).
+    fn verify_certificate(&self, cert: &russh::keys::Certificate) -> Result<(), HostKeyError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let verdict = super::certs::check_host_certificate(
+            &self.known,
+            &self.name,
+            &self.principal,
+            cert,
+            now,
+        );
+        match verdict.refusal() {
+            None => Ok(()),
+            Some(reason) => Err(HostKeyError::Certificate {
+                name: self.name.clone(),
+                key_id: cert.key_id().to_string(),
+                reason,
+            }),
+        }
+    }
+
     fn verify(&self, key: &PublicKeyOrCertificate) -> Result<(), HostKeyError> {
         if self.policy == HostKeyPolicy::Off {
             return Ok(());
         }
-        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return Err(HostKeyError::Read(format!(
-                "{}: the server presented a host certificate; certificates are not supported",
-                self.name
-            )));
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(cert) => return self.verify_certificate(cert),
         };
         let blob = key
             .to_bytes()
@@ -77,7 +101,7 @@ impl ClientHandler {
         let key_type = key.algorithm().as_str().to_string();
         let offered_fp = known_hosts::fingerprint(&blob);
         let learned_key = (self.name.clone(), blob.clone());
-        match self.known.check(&self.addr, self.port, &blob) {
+        match self.known.check_name(&self.name, &blob) {
             Verdict::Known(_) => Ok(()),
             Verdict::Revoked(k) => Err(HostKeyError::Revoked {
                 name: self.name.clone(),
@@ -102,7 +126,7 @@ impl ClientHandler {
             Verdict::Unknown => match (self.policy, &self.learn_file) {
                 (HostKeyPolicy::AcceptNew, Some(path)) => {
                     let _g = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-                    let line = known_hosts::format_entry(&self.addr, self.port, &key_type, &blob);
+                    let line = known_hosts::format_entry_for_name(&self.name, &key_type, &blob);
                     known_hosts::append_entry(path, &line).map_err(|e| HostKeyError::Learn {
                         name: self.name.clone(),
                         path: path.display().to_string(),
@@ -352,8 +376,16 @@ impl Connector {
         let mut files = user_files.clone();
         files.extend(cfg.global_known_hosts.iter().cloned());
         let known = self.known_hosts(&files)?;
+        let lookup_name = match &spec.host_key_alias {
+            Some(a) => a.clone(),
+            None => known_hosts::host_key_name(&spec.address, spec.port),
+        };
         let handler = || ClientHandler {
-            name: known_hosts::host_key_name(&spec.address, spec.port),
+            name: lookup_name.clone(),
+            principal: spec
+                .host_key_alias
+                .clone()
+                .unwrap_or_else(|| spec.address.clone()),
             addr: spec.address.clone(),
             port: spec.port,
             known: known.clone(),
@@ -361,7 +393,7 @@ impl Connector {
             learn_file: user_files.first().cloned(),
             learned: self.inner.learned.clone(),
         };
-        let config = Arc::new(self.client_config(&known, spec));
+        let config = Arc::new(self.client_config(&known, &lookup_name));
         let Handshake {
             mut handle,
             slot,
@@ -391,7 +423,7 @@ impl Connector {
         })
     }
 
-    fn client_config(&self, known: &KnownHosts, spec: &ConnSpec) -> client::Config {
+    fn client_config(&self, known: &KnownHosts, lookup_name: &str) -> client::Config {
         let cfg = &self.inner.cfg;
         let mut kex: Vec<russh::kex::Name> = cfg
             .kex
@@ -413,7 +445,7 @@ impl Connector {
             preferred.cipher = Cow::Owned(ciphers);
         }
         // Host key algorithms already known for this host first (stable order otherwise).
-        let known_types = known.key_types_for(&spec.address, spec.port);
+        let known_types = known.key_types_for_name(lookup_name);
         if !known_types.is_empty() {
             let rank = |a: &Algorithm| {
                 known_types
@@ -426,6 +458,11 @@ impl Connector {
             let mut keys = preferred.key.to_vec();
             keys.sort_by_key(rank);
             preferred.key = Cow::Owned(keys);
+        }
+        // A CA trusted for this host: ask for host certificates first (as OpenSSH orders
+        // them when it knows a CA), so the host proves itself with one.
+        if !known.authorities_for(lookup_name).is_empty() {
+            preferred.host_key_certificates = preferred.key.clone();
         }
         client::Config {
             preferred,

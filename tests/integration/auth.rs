@@ -313,3 +313,148 @@ fn secrets_stay_out_of_argv_env_output_json_and_logs() {
         }
     }
 }
+
+/// `ssh-keygen -t ed25519 -N '' -f DIR/NAME`; returns the private key path.
+fn keygen(dir: &Path, name: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    p
+}
+
+fn pub_text(key: &Path) -> String {
+    let t = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
+    let w: Vec<&str> = t.split_whitespace().collect();
+    format!("{} {}", w[0], w[1])
+}
+
+/// Does OpenSSH's `ssh` (the oracle) accept host `i` with this known_hosts file?
+fn openssh_accepts(fleet: &Fleet, i: usize, kh: &Path, extra: &[&str]) -> bool {
+    let mut args = fleet.ssh_args(i, "deploy");
+    let at = args
+        .iter()
+        .position(|a| a.starts_with("UserKnownHostsFile="))
+        .unwrap();
+    args[at] = format!("UserKnownHostsFile={}", kh.display());
+    let host = args.pop().unwrap();
+    std::process::Command::new("ssh")
+        .args(&args)
+        .args(extra)
+        .arg(host)
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Host certificates on real sshd (`HostCertificate`), trusted only through
+/// `@cert-authority` (no plain known_hosts entry): a valid one, an expired one, one for
+/// another principal (reachable with the matching `HostKeyAlias`), the CA `@revoked`, and an
+/// unknown CA. Every refusal names its reason, and OpenSSH's `ssh` agrees on each verdict.
+#[test]
+fn host_certificates_trusted_through_cert_authority_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = keygen(dir.path(), "host_ca");
+    let other_ca = keygen(dir.path(), "other_ca");
+    let cert = |principals: &[&str], validity: &str| sshfleet::testfleet::HostCert {
+        ca_key: ca.clone(),
+        principals: principals.iter().map(|s| s.to_string()).collect(),
+        validity: validity.into(),
+    };
+    let fleet = Fleet::builder()
+        .hosts(3)
+        .host_certificate(0, cert(&["127.0.0.1", "host01.fleet.test"], "-5m:+1h"))
+        .host_certificate(1, cert(&["127.0.0.1"], "20200101:20200102"))
+        .host_certificate(2, cert(&["host03.fleet.test"], "-5m:+1h"))
+        .start()
+        .expect("start fleet");
+    let ca_line = pub_text(&ca);
+    let write_kh = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // Only a CA line (ports in the pattern), no plain key for any host.
+    let kh = write_kh(
+        "kh_ca",
+        format!("@cert-authority [127.0.0.1]:*,host0?.fleet.test {ca_line}\n"),
+    );
+    let ping = |kh: &Path, limit: &str| {
+        Sshfleet::new()
+            .arg("-i")
+            .arg(fleet.inventory())
+            .arg("--private-key")
+            .arg(fleet.client_key())
+            .arg("--known-hosts")
+            .arg(kh)
+            .args(["-l", limit, "ping"])
+            .run()
+    };
+    ping(&kh, "host01")
+        .success()
+        .stdout_contains("ok: [host01]");
+    assert!(openssh_accepts(&fleet, 0, &kh, &[]));
+    ping(&kh, "host02")
+        .code(4)
+        .stdout_contains("host certificate of [127.0.0.1]:")
+        .stdout_contains("EXPIRED at 2020-01-02");
+    assert!(!openssh_accepts(&fleet, 1, &kh, &[]));
+    ping(&kh, "host03")
+        .code(4)
+        .stdout_contains("it is for other principals (host03.fleet.test), not 127.0.0.1");
+    assert!(!openssh_accepts(&fleet, 2, &kh, &[]));
+    // With HostKeyAlias the alias is both the looked-up name and the principal.
+    let inv = dir.path().join("alias.ini");
+    let port3 = fleet.host(2).port();
+    std::fs::write(
+        &inv,
+        format!(
+            "host03 ansible_host=127.0.0.1 ansible_port={port3} ansible_user=deploy \
+             ansible_ssh_private_key_file={} \
+             ansible_ssh_common_args='-o UserKnownHostsFile={} -o HostKeyAlias=host03.fleet.test'\n",
+            fleet.client_key().display(),
+            kh.display()
+        ),
+    )
+    .unwrap();
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .arg("ping")
+        .run()
+        .success()
+        .stdout_contains("ok: [host03]");
+    assert!(openssh_accepts(
+        &fleet,
+        2,
+        &kh,
+        &["-o", "HostKeyAlias=host03.fleet.test"]
+    ));
+    // The CA revoked: refused, naming the line.
+    let revoked = write_kh(
+        "kh_revoked",
+        format!("@cert-authority * {ca_line}\n@revoked * {ca_line}\n"),
+    );
+    ping(&revoked, "host01")
+        .code(4)
+        .stdout_contains("is REVOKED at ")
+        .stdout_contains("kh_revoked:2");
+    assert!(!openssh_accepts(&fleet, 0, &revoked, &[]));
+    // Another CA trusted, not ours: unknown CA.
+    let unknown = write_kh(
+        "kh_unknown",
+        format!("@cert-authority * {}\n", pub_text(&other_ca)),
+    );
+    ping(&unknown, "host01")
+        .code(4)
+        .stdout_contains("signed by an unknown CA (SHA256:");
+    assert!(!openssh_accepts(&fleet, 0, &unknown, &[]));
+    // Nothing ran on a refused host: no session was logged.
+    assert!(!fleet.host(1).log().contains("Accepted publickey"));
+}
