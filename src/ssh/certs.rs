@@ -219,6 +219,33 @@ pub fn user_certificates(key: &Path, certificate_files: &[PathBuf]) -> Vec<PathB
     out
 }
 
+/// Load a user certificate for `key`: `Ok(None)` when it certifies another key.
+pub fn load_user_cert(
+    path: &Path,
+    key: &russh::keys::ssh_key::public::KeyData,
+) -> Result<Option<Certificate>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let cert =
+        Certificate::from_openssh(text.trim()).map_err(|e| format!("not a certificate: {e}"))?;
+    if cert.public_key() != key {
+        return Ok(None);
+    }
+    if cert.cert_type() != CertType::User {
+        return Err("a host certificate, not a user certificate".into());
+    }
+    Ok(Some(cert))
+}
+
+/// A certificate for messages: `ID (serial N, valid until T)`.
+pub fn describe(cert: &Certificate) -> String {
+    format!(
+        "certificate {:?} serial {} valid until {}",
+        cert.key_id(),
+        cert.serial(),
+        utc(cert.valid_before())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -636,6 +636,24 @@ impl Connector {
             } else {
                 None
             };
+            // Its certificates first (CertificateFile, then KEY-cert.pub), as OpenSSH does.
+            for cert_path in super::certs::user_certificates(path, &spec.certificate_files) {
+                match super::certs::load_user_cert(&cert_path, key.public_key().key_data()) {
+                    Ok(Some(cert)) => {
+                        let what = super::certs::describe(&cert);
+                        let res = handle
+                            .authenticate_openssh_cert(user, key.clone(), cert)
+                            .await
+                            .map_err(perr)?;
+                        if res.success() {
+                            return Ok(());
+                        }
+                        tried.push(format!("{} ({what}, refused)", cert_path.display()));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tried.push(format!("{} (not usable: {e})", cert_path.display())),
+                }
+            }
             let fp = key.public_key().fingerprint(HashAlg::Sha256);
             let res = handle
                 .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
@@ -716,8 +734,22 @@ impl Connector {
         };
         let mut n = 0;
         for id in ids {
-            let AgentIdentity::PublicKey { key, .. } = id else {
-                continue;
+            let key = match id {
+                AgentIdentity::PublicKey { key, .. } => key,
+                AgentIdentity::Certificate { certificate, .. } => {
+                    // Agent-held certificates (ssh-add with KEY-cert.pub beside KEY).
+                    n += 1;
+                    let what = super::certs::describe(&certificate);
+                    match handle
+                        .authenticate_certificate_with(user, certificate, None, &mut agent)
+                        .await
+                    {
+                        Ok(r) if r.success() => return Ok(true),
+                        Ok(_) => tried.push(format!("agent {what} (refused)")),
+                        Err(e) => tried.push(format!("agent {what} (signing failed: {e})")),
+                    }
+                    continue;
+                }
             };
             n += 1;
             let hash = if key.algorithm().is_rsa() {

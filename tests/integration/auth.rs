@@ -458,3 +458,171 @@ fn host_certificates_trusted_through_cert_authority_lines() {
     // Nothing ran on a refused host: no session was logged.
     assert!(!fleet.host(1).log().contains("Accepted publickey"));
 }
+
+/// `ssh-keygen -s CA -I ID -n PRINCIPALS -V VALIDITY KEY.pub` → `KEY-cert.pub`.
+fn sign_user(ca: &Path, key: &Path, principals: &str) -> std::path::PathBuf {
+    let ok = std::process::Command::new("ssh-keygen")
+        .arg("-q")
+        .arg("-s")
+        .arg(ca)
+        .args(["-I", "ops-cert", "-n", principals, "-V", "-5m:+1h"])
+        .arg(format!("{}.pub", key.display()))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::path::PathBuf::from(format!("{}-cert.pub", key.display()))
+}
+
+/// A host whose sshd trusts a user CA (`TrustedUserCAKeys` in its own /etc/ssh) and has no
+/// authorized_keys at all: reached with a user certificate beside the key, named by
+/// `-o CertificateFile`, held by an agent; a certificate for another principal is refused
+/// with a message naming it; and `keys rotate` proves a new key through its certificate.
+#[test]
+fn user_certificates_log_in_where_no_authorized_keys_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = keygen(dir.path(), "user_ca");
+    let fleet = Fleet::builder()
+        .hosts(1)
+        .trusted_user_ca(0, format!("{}.pub", ca.display()))
+        .no_authorized_keys(0, "deploy")
+        .sshd_option(0, "AuthorizedKeysFile none")
+        .start()
+        .expect("start fleet");
+    assert!(
+        std::fs::read_to_string(
+            fleet
+                .host(0)
+                .local_path("/etc/ssh/sshfleet_user_ca.pub")
+                .unwrap()
+        )
+        .unwrap()
+        .contains(&pub_text(&ca))
+    );
+    let with_key = |key: &Path| {
+        Sshfleet::new()
+            .arg("-i")
+            .arg(fleet.inventory())
+            .arg("--known-hosts")
+            .arg(fleet.known_hosts())
+            .arg("--private-key")
+            .arg(key)
+    };
+    // The fleet key alone: no authorized_keys, refused.
+    cli(&fleet).arg("ping").run().code(4);
+    // KEY-cert.pub beside KEY.
+    let ops = keygen(dir.path(), "ops");
+    sign_user(&ca, &ops, "deploy,admin");
+    with_key(&ops).arg("ping").run().success();
+    assert!(
+        fleet
+            .host(0)
+            .log()
+            .contains("Accepted publickey for deploy from 127.0.0.1")
+    );
+    assert!(fleet.host(0).log().contains("ED25519-CERT"));
+    // A certificate for other principals: refused, and the message says which one was tried.
+    let other = keygen(dir.path(), "other");
+    sign_user(&ca, &other, "backup");
+    with_key(&other)
+        .arg("ping")
+        .run()
+        .code(4)
+        .stdout_contains("other-cert.pub (certificate \"ops-cert\" serial 0 valid until");
+    // CertificateFile from ssh args, the certificate elsewhere.
+    let moved = dir.path().join("elsewhere-cert.pub");
+    std::fs::rename(format!("{}-cert.pub", ops.display()), &moved).unwrap();
+    with_key(&ops).arg("ping").run().code(4);
+    let inv = dir.path().join("cf.ini");
+    std::fs::write(
+        &inv,
+        format!(
+            "host01 ansible_host=127.0.0.1 ansible_port={} ansible_user=deploy \
+             ansible_ssh_private_key_file={} \
+             ansible_ssh_common_args='-o UserKnownHostsFile={} -o CertificateFile={}'\n",
+            fleet.host(0).port(),
+            ops.display(),
+            fleet.known_hosts().display(),
+            moved.display()
+        ),
+    )
+    .unwrap();
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .arg("ping")
+        .run()
+        .success();
+    // A certificate held by an agent (ssh-add loads KEY-cert.pub with KEY).
+    let agent_key = keygen(dir.path(), "agentkey");
+    sign_user(&ca, &agent_key, "deploy");
+    let sock = dir.path().join("agent.sock");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // Our own child, by PID.
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let agent = Kill(
+        std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let waited = std::time::Instant::now();
+    while !sock.exists() && waited.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(&agent_key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    std::fs::remove_file(format!("{}-cert.pub", agent_key.display())).unwrap();
+    with_key(&dir.path().join("no-such-key"))
+        .env("SSH_AUTH_SOCK", &sock)
+        .arg("ping")
+        .run()
+        .success();
+    drop(agent);
+    // keys rotate: the proof step logs in with the new key's certificate (sshd reads no
+    // authorized_keys here, so only the certificate can prove the new key).
+    let login = keygen(dir.path(), "login");
+    sign_user(&ca, &login, "deploy");
+    let new = keygen(dir.path(), "new2026");
+    with_key(&login)
+        .args(["keys", "rotate", "--new-key"])
+        .arg(&new)
+        .run()
+        .code(2)
+        .stdout_contains("new key refused by host01; old key kept");
+    sign_user(&ca, &new, "deploy");
+    let fp = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(format!("{}.pub", new.display()))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(!fleet.host(0).log().contains(&format!("ED25519-CERT {fp}")));
+    with_key(&login)
+        .args(["keys", "rotate", "--new-key"])
+        .arg(&new)
+        .run()
+        .success()
+        .stdout_contains(&format!("keys rotate to {fp}"));
+    // The proof login was the new key's certificate.
+    assert!(
+        fleet.host(0).log().contains(&format!("ED25519-CERT {fp}")),
+        "{}",
+        fleet.host(0).log()
+    );
+}
