@@ -132,9 +132,10 @@ pub fn set_passwords(shadow: &str, hashed: &[(String, String)]) -> Result<String
     let mut seen = vec![false; hashed.len()];
     for line in shadow.lines() {
         let mut f: Vec<&str> = line.split(':').collect();
+        // The last entry for a user wins.
         if let Some(i) = hashed
             .iter()
-            .position(|(u, _)| f.first() == Some(&u.as_str()))
+            .rposition(|(u, _)| f.first() == Some(&u.as_str()))
             && f.len() >= 2
         {
             f[1] = &hashed[i].1;
@@ -142,7 +143,11 @@ pub fn set_passwords(shadow: &str, hashed: &[(String, String)]) -> Result<String
             if f.len() > 2 && f[2] == "0" {
                 f[2] = "19000";
             }
-            seen[i] = true;
+            for (j, (u, _)) in hashed.iter().enumerate() {
+                if *u == hashed[i].0 {
+                    seen[j] = true;
+                }
+            }
             out.push_str(&f.join(":"));
         } else {
             out.push_str(line);
@@ -214,6 +219,11 @@ mod tests {
             "root:*:19000:0:99999:7:::\ndeploy:$6$x$y:19000:0:99999:7:::\nbackup:*:19000:0:99999:7:::\n"
         );
         assert!(set_passwords(s, &[("nobody2".into(), "x".into())]).is_err());
+        let twice = set_passwords(
+            s,
+            &[("root".into(), "a".into()), ("root".into(), "b".into())],
+        );
+        assert!(twice.unwrap().starts_with("root:b:"));
     }
 
     #[test]

@@ -626,3 +626,81 @@ fn user_certificates_log_in_where_no_authorized_keys_exist() {
         fleet.host(0).log()
     );
 }
+
+/// The demo fleet shows it too: `fleet up --password-host 1 --sudo-password-host 2`.
+#[test]
+fn demo_fleet_has_a_password_only_host_and_a_sudo_password_host() {
+    use std::time::{Duration, Instant};
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("fleet");
+    let mut child = std::process::Command::new(crate::support::sshfleet_bin())
+        .args(["fleet", "up", "--hosts", "2", "--password-host", "1"])
+        .args(["--sudo-password-host", "2", "--dir"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sshfleet fleet up");
+    // Our child, by PID (its hosts die with it: pdeathsig).
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            crate::support::fleet::procs::signal(self.0, libc::SIGKILL);
+        }
+    }
+    let guard = KillOnDrop(child.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("ready").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "fleet up exited early");
+        assert!(Instant::now() < deadline, "fleet up not ready after 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let desc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("fleet.json")).unwrap()).unwrap();
+    assert_eq!(desc["hosts"][0]["password_only"], true);
+    assert_eq!(desc["hosts"][1]["sudo_password"], true);
+    let run = || {
+        Sshfleet::new()
+            .inventory_file(dir.join("inventory.ini"))
+            .env("PW", sshfleet::testfleet::up::DEMO_PASSWORD)
+    };
+    run()
+        .arg("ping")
+        .run()
+        .code(4)
+        .stdout_contains("ok: [host02]");
+    run()
+        .args([
+            "--password-env",
+            "PW",
+            "-l",
+            "host01",
+            "keys",
+            "add",
+            "--user",
+            "deploy",
+        ])
+        .arg("--key")
+        .arg(dir.join("id_ed25519.pub"))
+        .run()
+        .success()
+        .stdout_contains("changed: [host01]");
+    run().arg("ping").run().success();
+    run()
+        .args(["-l", "host02", "-b", "run", "--", "id", "-un"])
+        .run()
+        .code(2);
+    for method in ["sudo", "su"] {
+        run()
+            .args(["-l", "host02", "-b", "--become-method", method])
+            .args(["--become-password-env", "PW", "run", "--", "id", "-un"])
+            .run()
+            .success()
+            .stdout_contains("root");
+    }
+    crate::support::fleet::procs::signal(child.id(), libc::SIGTERM);
+    let st = child.wait().unwrap();
+    drop(guard);
+    assert!(st.success(), "{st}");
+}
