@@ -399,7 +399,12 @@ impl FleetHost {
         }
         mounts.into_iter().find_map(|(on_host, local)| {
             let rest = remote.strip_prefix(on_host).ok()?;
-            Some(local.join(rest))
+            // A bound file (`/etc/shadow`) is the path itself, not `path/`.
+            Some(if rest.as_os_str().is_empty() {
+                local.to_path_buf()
+            } else {
+                local.join(rest)
+            })
         })
     }
     /// The directories private to each host (`/home`, `/root` when root login is on, and the

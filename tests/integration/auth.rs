@@ -268,6 +268,82 @@ fn su_as_become_method_runs_commands_sftp_and_edits() {
         .success()
         .stdout_contains("changed: [host01]");
     assert!(ak(&fleet, 0, "backup").contains("su@test"));
+    // Reading a root-only file (this host's own /etc/shadow) over the su'd SFTP session.
+    let fetched = dir.path().join("fetched");
+    su(ROOT_PW)
+        .args(["slurp", "--from", "host01", "/etc/shadow", "--dest"])
+        .arg(&fetched)
+        .run()
+        .success();
+    let got: Vec<_> = walk(&fetched);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        std::fs::read(&got[0]).unwrap(),
+        std::fs::read(fleet.host(0).local_path("/etc/shadow").unwrap()).unwrap()
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// `-k` asks on the terminal (here a pty made by `script`), with echo off: the typed
+/// password is not in the transcript, and the first key goes in.
+#[test]
+fn ask_pass_prompts_on_the_terminal_without_echo() {
+    let fleet = Fleet::builder()
+        .hosts(1)
+        .password(0, "deploy", LOGIN_PW)
+        .no_authorized_keys(0, "deploy")
+        .sshd_option_all("PasswordAuthentication yes")
+        .start()
+        .expect("start fleet");
+    let cmd = format!(
+        "{} -i {} --known-hosts {} --private-key {} -k keys add --user deploy --key {}",
+        crate::support::sshfleet_bin().display(),
+        fleet.inventory().display(),
+        fleet.known_hosts().display(),
+        fleet.client_key().display(),
+        fleet.client_key_pub().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // Give the prompt time to turn echo off before typing (as a person would).
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        stdin.write_all(format!("{LOGIN_PW}\n").as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{transcript}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(transcript.contains("SSH password:"), "{transcript}");
+    assert!(transcript.contains("changed: [host01]"), "{transcript}");
+    assert!(
+        !transcript.contains(LOGIN_PW),
+        "password echoed: {transcript}"
+    );
+    assert!(ak(&fleet, 0, "deploy").contains("sshfleet-testfleet-client"));
 }
 
 /// The sudo password is in no process's arguments and no environment on the host while a
