@@ -269,7 +269,8 @@ impl Session {
     }
 }
 
-fn signal_number(sig: &russh::Sig) -> i32 {
+/// The number of a signal named in an exit-signal message (0 when unknown).
+pub(crate) fn signal_number(sig: &russh::Sig) -> i32 {
     use russh::Sig::*;
     match sig {
         HUP => 1,

@@ -508,7 +508,7 @@ pub async fn exec(
                 ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
                 ChannelMsg::ExitStatus { exit_status } => out.status = exit_status as i32,
                 ChannelMsg::ExitSignal { signal_name, .. } => {
-                    out.status = 128 + 9;
+                    out.status = 128 + super::client::signal_number(&signal_name);
                     out.stderr.extend_from_slice(
                         format!("killed by signal {signal_name:?}\n").as_bytes(),
                     );
