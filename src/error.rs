@@ -119,6 +119,7 @@ impl From<crate::fleet::resolve::ResolveError> for Error {
     fn from(e: crate::fleet::resolve::ResolveError) -> Self {
         match e {
             crate::fleet::resolve::ResolveError::Inventory(e) => Error::Inventory(e),
+            crate::fleet::resolve::ResolveError::Secret(m) => Error::Usage(m),
             other => Error::Resolve(other),
         }
     }

@@ -19,8 +19,8 @@ pub enum Marker {
     None,
     /// `@revoked`: this key must never be accepted.
     Revoked,
-    /// `@cert-authority`: a CA for host certificates (host certificates are not requested, so
-    /// these entries never vouch for a plain key).
+    /// `@cert-authority`: a CA for host certificates (see [`KnownHosts::authorities_for`]);
+    /// never vouches for a plain key.
     CertAuthority,
 }
 
@@ -118,6 +118,11 @@ pub fn format_entry(host: &str, port: u16, key_type: &str, blob: &[u8]) -> Strin
         host_key_name(host, port),
         STANDARD.encode(blob)
     )
+}
+
+/// [`format_entry`] for a looked-up name as is (`[host]:port` or a `HostKeyAlias`).
+pub fn format_entry_for_name(name: &str, key_type: &str, blob: &[u8]) -> String {
+    format!("{name} {key_type} {}\n", STANDARD.encode(blob))
 }
 
 impl KnownHostsFile {
@@ -291,7 +296,12 @@ impl KnownHosts {
 
     /// Key types listed for a host (to prefer them in the handshake, as OpenSSH does).
     pub fn key_types_for(&self, host: &str, port: u16) -> Vec<String> {
-        let name = host_key_name(host, port);
+        self.key_types_for_name(&host_key_name(host, port))
+    }
+
+    /// [`Self::key_types_for`] by the looked-up name (`[host]:port` or a `HostKeyAlias`).
+    pub fn key_types_for_name(&self, name: &str) -> Vec<String> {
+        let name = name.to_string();
         let mut out: Vec<String> = Vec::new();
         for f in &self.files {
             for e in &f.entries {
@@ -304,9 +314,48 @@ impl KnownHosts {
         out
     }
 
+    /// `@cert-authority` entries whose host patterns match `name`: (where, CA key blob).
+    pub fn authorities_for(&self, name: &str) -> Vec<(KnownKey, &[u8])> {
+        self.marked_for(name, Marker::CertAuthority)
+    }
+
+    /// The `@revoked` entry for `blob` that applies to `name`, if any (for plain keys, the
+    /// key inside a certificate and CA keys alike).
+    pub fn revoked(&self, name: &str, blob: &[u8]) -> Option<KnownKey> {
+        self.marked_for(name, Marker::Revoked)
+            .into_iter()
+            .find(|(_, b)| *b == blob)
+            .map(|(k, _)| k)
+    }
+
+    fn marked_for(&self, name: &str, marker: Marker) -> Vec<(KnownKey, &[u8])> {
+        let mut out = Vec::new();
+        for f in &self.files {
+            for e in &f.entries {
+                if e.marker == marker && e.hosts.matches(name) {
+                    out.push((
+                        KnownKey {
+                            path: f.path.clone(),
+                            line: e.line,
+                            key_type: e.key_type.clone(),
+                            fingerprint: fingerprint(&e.blob),
+                        },
+                        &e.blob[..],
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Check an offered key (type name and wire blob) for `host:port`.
     pub fn check(&self, host: &str, port: u16, blob: &[u8]) -> Verdict {
-        let name = host_key_name(host, port);
+        self.check_name(&host_key_name(host, port), blob)
+    }
+
+    /// [`Self::check`] by the looked-up name (`[host]:port` or a `HostKeyAlias`).
+    pub fn check_name(&self, name: &str, blob: &[u8]) -> Verdict {
+        let name = name.to_string();
         let mut others = Vec::new();
         let mut known = None;
         for f in &self.files {

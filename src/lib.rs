@@ -20,6 +20,7 @@ pub mod known_hosts;
 pub mod module;
 pub mod ops;
 pub mod progress;
+pub mod secret;
 pub mod target;
 
 #[cfg(feature = "controller")]

@@ -48,6 +48,14 @@ pub struct UpArgs {
     /// sshd LogLevel (default INFO).
     #[arg(long = "sshd-log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Make host N (1-based, repeatable) password-only: the users have the demo password
+    /// and no authorized_keys; sshd accepts passwords (install the first key with `keys add -k`).
+    #[arg(long = "password-host", value_name = "N")]
+    pub password_hosts: Vec<usize>,
+    /// Make sudo ask for the password on host N (1-based, repeatable); root gets the demo
+    /// password there too (for `--become-method su`).
+    #[arg(long = "sudo-password-host", value_name = "N")]
+    pub sudo_password_hosts: Vec<usize>,
 }
 
 impl FleetCommand {
@@ -66,7 +74,17 @@ impl FleetCommand {
                 if users.is_empty() {
                     return Err(Error::Usage("--users needs at least one user".into()));
                 }
+                for n in a.password_hosts.iter().chain(&a.sudo_password_hosts) {
+                    if *n == 0 || *n > a.hosts {
+                        return Err(Error::Usage(format!(
+                            "host number {n} is not between 1 and {}",
+                            a.hosts
+                        )));
+                    }
+                }
                 Ok(Command::FleetUp(UpConfig {
+                    password_hosts: a.password_hosts.iter().map(|n| n - 1).collect(),
+                    sudo_password_hosts: a.sudo_password_hosts.iter().map(|n| n - 1).collect(),
                     hosts: a.hosts,
                     dir: a.dir,
                     users: Some(users),

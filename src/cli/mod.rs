@@ -27,6 +27,7 @@ use crate::fleet::resolve::ConnOverrides;
 use crate::inventory::conn::HostKeyPolicy;
 use crate::report::{OutputMode, ReportOptions};
 use crate::run::Invocation;
+use crate::secret::SecretSource;
 
 /// Rotate SSH keys and replicate files across an Ansible inventory, in parallel, safely.
 #[derive(Debug, Parser)]
@@ -102,6 +103,42 @@ pub struct Cli {
     )]
     pub passphrase_env: Option<String>,
 
+    /// Ask for the connection password on the terminal (password/keyboard-interactive auth).
+    #[arg(
+        short = 'k',
+        long = "ask-pass",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub ask_pass: bool,
+
+    /// Environment variable holding the connection password (non-interactive -k).
+    #[arg(
+        long = "password-env",
+        global = true,
+        help_heading = "Global options",
+        value_name = "VAR"
+    )]
+    pub password_env: Option<String>,
+
+    /// Ask for the privilege escalation (sudo/su) password on the terminal.
+    #[arg(
+        short = 'K',
+        long = "ask-become-pass",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub ask_become_pass: bool,
+
+    /// Environment variable holding the become password (non-interactive -K).
+    #[arg(
+        long = "become-password-env",
+        global = true,
+        help_heading = "Global options",
+        value_name = "VAR"
+    )]
+    pub become_password_env: Option<String>,
+
     /// known_hosts file to check host keys against (default ~/.ssh/known_hosts).
     #[arg(
         long = "known-hosts",
@@ -171,6 +208,15 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub r#become: bool,
+
+    /// Privilege escalation method: sudo (default) or su.
+    #[arg(
+        long = "become-method",
+        global = true,
+        help_heading = "Global options",
+        value_name = "METHOD"
+    )]
+    pub become_method: Option<String>,
 
     /// Become this user (default root).
     #[arg(
@@ -276,8 +322,14 @@ pub enum Command {
     Man(docs::ManArgs),
     /// Show the Ansible settings in effect and where each came from (ansible.cfg, ANSIBLE_*,
     /// flags); `--host H`: what a connection to H would use, and why.
+    #[command(
+        after_help = "Examples:\n  sshfleet config\n  sshfleet -i inventory/hosts.ini config --host web01 --json"
+    )]
     Config(config::ConfigArgs),
     /// Print what the OpenSSH client configuration resolves for a host, like `ssh -G`.
+    #[command(
+        after_help = "Examples:\n  sshfleet ssh-config web01\n  sshfleet ssh-config -F ./ssh_config -o Port=2222 bastion\n  sshfleet -i inventory/hosts.ini ssh-config app.internal"
+    )]
     SshConfig(inventory::SshConfigArgs),
     /// Test/demo: run a local fleet of real sshd hosts on 127.0.0.1 (`fleet up`; root only).
     #[cfg(feature = "testfleet")]
@@ -309,6 +361,15 @@ impl Cli {
             .as_deref()
             .map(parse_policy)
             .transpose()?;
+        let become_method = match self.become_method.as_deref() {
+            None => None,
+            Some(m @ ("sudo" | "su")) => Some(m.to_string()),
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "--become-method: {other:?} is not supported (sudo, su)"
+                )));
+            }
+        };
         let env = Env::from_process();
         let ansible = AnsibleConfig::load(&env)?;
         if let Some(w) = &ansible.warning {
@@ -356,6 +417,12 @@ impl Cli {
                 become_user: self.become_user.clone(),
                 defaults: std::sync::Arc::new(defaults),
                 ssh_config: self.ssh_config.clone(),
+                become_method,
+                password: SecretSource::from_flags(self.ask_pass, self.password_env.clone()),
+                become_password: SecretSource::from_flags(
+                    self.ask_become_pass,
+                    self.become_password_env.clone(),
+                ),
             },
             run: RunOptions::new(
                 forks,

@@ -18,6 +18,10 @@
 //! The variables' ssh option list is then resolved through the OpenSSH client configuration
 //! (`--ssh-config FILE`, else `-F` in the ssh args, else `~/.ssh/config` and
 //! `/etc/ssh/ssh_config`), as `ssh` resolves its command line against its config files.
+//!
+//! Passwords from `-k`/`-K` (or their `--*-env` variables, or `ask_pass`/`become_ask_pass` in
+//! ansible.cfg) fill in hosts whose inventory sets none: as in Ansible, `ansible_password` and
+//! `ansible_become_password` win over the command line.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use crate::ansible_config::conn::ConnDefaults;
 use crate::inventory::conn::{ConnSpec, HostKeyPolicy, SshSettings};
 use crate::inventory::hop::{HopPost, HopResolver, ResolveHop};
 use crate::inventory::{Inventory, InventoryError};
+use crate::secret::{Secret, SecretSource};
 use crate::ssh_config::ConfigFiles;
 
 pub use super::explain::HostVars;
@@ -39,22 +44,15 @@ pub enum ResolveError {
     Inventory(#[from] InventoryError),
     /// ansible.cfg / `ANSIBLE_BECOME_METHOD` names a method other than sudo for a host that
     /// becomes.
-    #[error("host {host}: become_method {method:?} ({origin}) is not supported (only sudo)")]
+    #[error("host {host}: become_method {method:?} ({origin}) is not supported (sudo, su)")]
     BecomeMethod {
         host: String,
         method: String,
         origin: String,
     },
-    /// `ask_pass` / `become_ask_pass` is on, and sshfleet cannot prompt for passwords.
-    #[error(
-        "{setting} is set ({origin}) but sshfleet cannot ask for {what} yet; unset it, or log \
-         in with keys and use passwordless sudo"
-    )]
-    PasswordPrompt {
-        setting: &'static str,
-        origin: String,
-        what: &'static str,
-    },
+    /// A command-line password could not be had (`--password-env` unset, no terminal).
+    #[error("{0}")]
+    Secret(String),
 }
 
 /// Which hosts: a pattern, then `--limit`.
@@ -89,6 +87,12 @@ pub struct ConnOverrides {
     /// `--ssh-config FILE` (`none`: no file): the OpenSSH client config instead of
     /// `~/.ssh/config` + `/etc/ssh/ssh_config`; beats `-F` in the inventory's ssh args.
     pub ssh_config: Option<String>,
+    /// `--become-method` (sudo, su; checked by the command line).
+    pub become_method: Option<String>,
+    /// `-k` / `--password-env`: the login password for every host.
+    pub password: SecretSource,
+    /// `-K` / `--become-password-env`: the become password for every host.
+    pub become_password: SecretSource,
 }
 
 impl Default for ConnOverrides {
@@ -105,8 +109,84 @@ impl Default for ConnOverrides {
             become_user: None,
             defaults: Arc::new(ConnDefaults::default()),
             ssh_config: None,
+            become_method: None,
+            password: SecretSource::None,
+            become_password: SecretSource::None,
         }
     }
+}
+
+/// The command line's login and become passwords, asked for (or read from their environment
+/// variables) once per run. Like Ansible, an empty become answer means "the SSH password".
+pub fn command_line_secrets(
+    g: &ConnOverrides,
+) -> Result<(Option<Secret>, Option<Secret>), ResolveError> {
+    let get =
+        |src: &SecretSource, flag: &str, prompt: &str| -> Result<Option<Secret>, ResolveError> {
+            match src {
+                SecretSource::None => Ok(None),
+                SecretSource::Env(var) => Secret::from_env(var).map(Some).ok_or_else(|| {
+                    ResolveError::Secret(format!("{flag}: environment variable {var} is not set"))
+                }),
+                SecretSource::Prompt => crate::ssh::keys::prompt(prompt)
+                    .map(|s| Some(Secret::new(s)))
+                    .map_err(|e| {
+                        ResolveError::Secret(format!(
+                            "{flag}: cannot read a password from the terminal: {e}"
+                        ))
+                    }),
+            }
+        };
+    // ansible.cfg's `ask_pass` / `become_ask_pass` (or `ANSIBLE_ASK_PASS`, ...) ask as -k / -K.
+    let or_config = |src: &SecretSource,
+                     on: &crate::ansible_config::conn::Sourced<bool>,
+                     flag: &str,
+                     key: &str| {
+        match src {
+            SecretSource::None if on.value => (
+                SecretSource::Prompt,
+                format!("{key} ({})", on.origin.label()),
+            ),
+            other => (other.clone(), flag.to_string()),
+        }
+    };
+    let (password, pw_label) =
+        or_config(&g.password, &g.defaults.ask_pass, "--ask-pass", "ask_pass");
+    let (become_password, bpw_label) = or_config(
+        &g.become_password,
+        &g.defaults.become_ask_pass,
+        "--ask-become-pass",
+        "become_ask_pass",
+    );
+    let login = get(&password, &pw_label, "SSH password: ")?;
+    let become_prompt = if login.is_some() {
+        "BECOME password[defaults to SSH password]: "
+    } else {
+        "BECOME password: "
+    };
+    let mut become_pw = get(&become_password, &bpw_label, become_prompt)?;
+    if become_password == SecretSource::Prompt
+        && become_pw.as_ref().is_some_and(|s| s.expose().is_empty())
+    {
+        become_pw = login.clone();
+    }
+    Ok((login, become_pw))
+}
+
+/// Fill in the command line's passwords (see [`command_line_secrets`]) where the inventory
+/// sets none.
+pub fn apply_secrets(
+    mut spec: ConnSpec,
+    login: &Option<Secret>,
+    become_pw: &Option<Secret>,
+) -> ConnSpec {
+    if spec.password.is_none() {
+        spec.password = login.clone();
+    }
+    if spec.r#become.password.is_none() {
+        spec.r#become.password = become_pw.clone();
+    }
+    spec
 }
 
 /// Resolves `ProxyJump` hops for the SSH layer ([`ResolveHop`]), through the same OpenSSH
@@ -154,13 +234,23 @@ pub fn apply_overrides(mut spec: ConnSpec, g: &ConnOverrides) -> Result<ConnSpec
     if spec.connect_timeout.is_none() {
         spec.connect_timeout = Some(g.connect_timeout);
     }
-    let method = &g.defaults.become_method;
-    if spec.r#become.enabled && spec.r#become.method.is_none() && method.value != "sudo" {
-        return Err(ResolveError::BecomeMethod {
-            host: spec.name,
-            method: method.value.clone(),
-            origin: method.origin.label(),
-        });
+    // Inventory `ansible_become_method` < ... as Ansible: inventory beats `--become-method`,
+    // which beats ansible.cfg / `ANSIBLE_BECOME_METHOD`.
+    if spec.r#become.method.is_none() {
+        spec.r#become.method = g.become_method.clone();
+    }
+    if spec.r#become.enabled && spec.r#become.method.is_none() {
+        let method = &g.defaults.become_method;
+        if !matches!(method.value.as_str(), "sudo" | "su") {
+            return Err(ResolveError::BecomeMethod {
+                host: spec.name,
+                method: method.value.clone(),
+                origin: method.origin.label(),
+            });
+        }
+        if method.value != "sudo" {
+            spec.r#become.method = Some(method.value.clone());
+        }
     }
     Ok(spec)
 }
@@ -173,25 +263,6 @@ pub fn host_vars(inv: &Inventory, name: &str, g: &ConnOverrides) -> Result<HostV
     Ok(HostVars::new(vars, &g.defaults))
 }
 
-/// Password prompts are configured but sshfleet cannot ask for passwords (yet): refuse
-/// rather than connect without them.
-pub fn refuse_password_prompts(g: &ConnOverrides) -> Result<(), ResolveError> {
-    let d = &g.defaults;
-    for (setting, on, what) in [
-        ("ask_pass", &d.ask_pass, "SSH passwords"),
-        ("become_ask_pass", &d.become_ask_pass, "become passwords"),
-    ] {
-        if on.value {
-            return Err(ResolveError::PasswordPrompt {
-                setting,
-                origin: on.origin.label(),
-                what,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// The connection specs of the hosts `sel` selects in `inventory` (sources as `-i` gives
 /// them), in Ansible's order, with the overrides applied. Inventory warnings go to stderr; an
 /// empty selection is `Ok(vec![])` (callers print Ansible's "no hosts matched" warning and
@@ -201,14 +272,13 @@ pub fn resolve_targets(
     sel: &Selection<'_>,
     overrides: &ConnOverrides,
 ) -> Result<Vec<ConnSpec>, ResolveError> {
-    refuse_password_prompts(overrides)?;
     let inv = Inventory::load(inventory)?;
     for w in inv.warnings() {
         eprintln!("[WARNING]: {w}");
     }
     let hosts = inv.select(sel.pattern, sel.limit)?;
     let settings = ssh_settings(overrides)?;
-    hosts
+    let specs = hosts
         .iter()
         .map(|h| {
             apply_overrides(
@@ -216,7 +286,15 @@ pub fn resolve_targets(
                 overrides,
             )
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if specs.is_empty() {
+        return Ok(specs);
+    }
+    let (login, become_pw) = command_line_secrets(overrides)?;
+    Ok(specs
+        .into_iter()
+        .map(|s| apply_secrets(s, &login, &become_pw))
+        .collect())
 }
 
 #[cfg(test)]
@@ -299,24 +377,71 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_become_method_and_password_prompts_are_refused() {
+    fn become_method_from_the_config_and_password_prompts() {
         let g = global_with(
             "[privilege_escalation]\nbecome = true\nbecome_method = su\n",
             CliConn::default(),
         );
+        assert_eq!(
+            spec(json!({}), &g).unwrap().r#become.method.as_deref(),
+            Some("su")
+        );
+        // The inventory's method wins over the configuration's.
+        assert_eq!(
+            spec(json!({"ansible_become_method": "sudo"}), &g)
+                .unwrap()
+                .r#become
+                .method
+                .as_deref(),
+            Some("sudo")
+        );
+        let g = global_with(
+            "[privilege_escalation]\nbecome = true\nbecome_method = doas\n",
+            CliConn::default(),
+        );
         let e = spec(json!({}), &g).unwrap_err().to_string();
         assert!(
-            e.contains("become_method \"su\" (/p/ansible.cfg:3) is not supported"),
+            e.contains("become_method \"doas\" (/p/ansible.cfg:3) is not supported"),
             "{e}"
         );
         // Without become the method does not matter.
         assert!(spec(json!({"ansible_become": false}), &g).is_ok());
+        // ask_pass asks as -k does; with no terminal (tests) that fails naming the setting.
         let g = global_with("[defaults]\nask_pass = yes\n", CliConn::default());
-        let e = refuse_password_prompts(&g).unwrap_err().to_string();
-        assert!(
-            e.starts_with("ask_pass is set (/p/ansible.cfg:2) but sshfleet cannot ask"),
-            "{e}"
+        if std::fs::File::open("/dev/tty").is_err() {
+            let e = command_line_secrets(&g).unwrap_err().to_string();
+            assert!(
+                e.starts_with("ask_pass (/p/ansible.cfg:2): cannot read"),
+                "{e}"
+            );
+        }
+        assert_eq!(command_line_secrets(&global()).unwrap(), (None, None));
+    }
+
+    #[test]
+    fn command_line_passwords_fill_in_and_inventory_wins() {
+        let var = "SSHFLEET_TEST_RESOLVE_PW";
+        // SAFETY: a variable only this test uses.
+        unsafe { std::env::set_var(var, "cli-pw") };
+        let mut g = global();
+        g.password = SecretSource::Env(var.into());
+        g.become_password = SecretSource::Env(var.into());
+        let (l, b) = command_line_secrets(&g).unwrap();
+        assert_eq!(l.as_ref().map(Secret::expose), Some("cli-pw"));
+        let mut inv = ConnSpec::new("h");
+        inv.password = Some(Secret::new("inv-pw"));
+        let s = apply_secrets(inv, &l, &b);
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("inv-pw"));
+        assert_eq!(
+            s.r#become.password.as_ref().map(Secret::expose),
+            Some("cli-pw")
         );
-        assert!(refuse_password_prompts(&global()).is_ok());
+        g.password = SecretSource::Env("SSHFLEET_TEST_RESOLVE_UNSET".into());
+        let e = command_line_secrets(&g).unwrap_err().to_string();
+        assert!(e.contains("SSHFLEET_TEST_RESOLVE_UNSET"), "{e}");
+        let mut g = global();
+        g.become_method = Some("su".into());
+        let s = apply_overrides(ConnSpec::new("h"), &g).unwrap();
+        assert_eq!(s.r#become.method.as_deref(), Some("su"));
     }
 }

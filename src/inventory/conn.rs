@@ -12,6 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::secret::Secret;
+
 /// Host key policy, as OpenSSH's `StrictHostKeyChecking` / Ansible's `host_key_checking`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HostKeyPolicy {
@@ -30,10 +32,12 @@ pub struct BecomeSpec {
     pub enabled: bool,
     /// Default `root`.
     pub user: Option<String>,
-    /// Only `sudo` is supported.
+    /// `sudo` (default) or `su`.
     pub method: Option<String>,
     pub exe: Option<String>,
     pub flags: Option<String>,
+    /// `ansible_become_password`/`ansible_become_pass`, or `-K`.
+    pub password: Option<Secret>,
 }
 
 /// How to reach and log in to one inventory host.
@@ -59,6 +63,9 @@ pub struct ConnSpec {
     /// `IdentityAgent`, expanded (`none` disables the agent, `SSH_AUTH_SOCK` is the
     /// environment's); `None` means the default.
     pub identity_agent: Option<String>,
+    /// Login password (`ansible_password`/`ansible_ssh_pass`, or `-k`): password and
+    /// keyboard-interactive authentication after the keys.
+    pub password: Option<Secret>,
     /// User known_hosts files (`UserKnownHostsFile`); empty means the default.
     pub known_hosts_files: Vec<PathBuf>,
     /// Global known_hosts files (`GlobalKnownHostsFile`); empty means the default.
@@ -97,6 +104,7 @@ impl ConnSpec {
             identities_only: false,
             certificate_files: Vec::new(),
             identity_agent: None,
+            password: None,
             known_hosts_files: Vec::new(),
             global_known_hosts_files: Vec::new(),
             host_key_policy: None,
@@ -314,6 +322,11 @@ const CONNECTION_VARS: &[&str] = &[
     "ansible_become_flags",
     "ansible_timeout",
     "ansible_ssh_timeout",
+    "ansible_password",
+    "ansible_ssh_pass",
+    "ansible_ssh_password",
+    "ansible_become_password",
+    "ansible_become_pass",
 ];
 
 fn bad_var(name: &str, var: &str, msg: impl std::fmt::Display) -> InventoryError {
@@ -491,12 +504,25 @@ impl ConnSpec {
         spec.r#become.method = var_str(vars, &["ansible_become_method"]);
         spec.r#become.exe = var_str(vars, &["ansible_become_exe"]);
         spec.r#become.flags = var_str(vars, &["ansible_become_flags"]);
+        spec.r#become.password =
+            var_str(vars, &["ansible_become_pass", "ansible_become_password"]).map(Secret::new);
+        // Ansible takes the *last* of an option's variables that is set.
+        spec.password = var_str(
+            vars,
+            &[
+                "ansible_ssh_password",
+                "ansible_ssh_pass",
+                "ansible_password",
+            ],
+        )
+        .map(Secret::new);
         if let Some(m) = &spec.r#become.method
             && m != "sudo"
+            && m != "su"
         {
             return Err(bad(
                 "ansible_become_method",
-                format!("become method {m:?} is not supported (only sudo)"),
+                format!("become method {m:?} is not supported (sudo, su)"),
             ));
         }
         Ok(spec)
@@ -724,6 +750,41 @@ mod tests {
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_port": 70000}))).is_err());
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_user": "{{ u }}"}))).is_err());
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_become": "maybe"}))).is_err());
-        assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_become_method": "su"}))).is_err());
+        assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_become_method": "doas"}))).is_err());
+        assert!(
+            ConnSpec::from_vars("h", &vars(json!({"ansible_password": "{{ vault_pw }}"}))).is_err()
+        );
+    }
+
+    #[test]
+    fn passwords_certificates_and_su() {
+        let s = ConnSpec::from_vars(
+            "h",
+            &vars(json!({
+                "ansible_ssh_pass": "pw1",
+                "ansible_become_pass": "pw2",
+                "ansible_become_method": "su",
+                "ansible_ssh_common_args": "-o CertificateFile=/k/id-cert.pub -o HostKeyAlias=web.example",
+            })),
+        )
+        .unwrap();
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("pw1"));
+        assert_eq!(
+            s.r#become.password.as_ref().map(Secret::expose),
+            Some("pw2")
+        );
+        assert_eq!(s.r#become.method.as_deref(), Some("su"));
+        assert_eq!(s.certificate_files, [PathBuf::from("/k/id-cert.pub")]);
+        assert_eq!(s.host_key_alias.as_deref(), Some("web.example"));
+        // As in Ansible, the last variable of the option's list that is set wins
+        // (ansible_password, ansible_ssh_pass, ansible_ssh_password); none is printed.
+        let s = ConnSpec::from_vars(
+            "h",
+            &vars(json!({"ansible_password": "a", "ansible_ssh_pass": "b"})),
+        )
+        .unwrap();
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("b"));
+        assert!(!format!("{s:?}").contains("\"b\""));
+        assert!(!format!("{s:?}").contains("\"a\""));
     }
 }

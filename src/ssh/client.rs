@@ -49,7 +49,10 @@ type Learned = Arc<Mutex<HashSet<(String, Vec<u8>)>>>;
 
 /// The russh client handler: host key verification.
 pub struct ClientHandler {
+    /// The name looked up in known_hosts: `HostKeyAlias`, else `host` or `[host]:port`.
     name: String,
+    /// The name a host certificate must list: `HostKeyAlias`, else the host connected to.
+    principal: String,
     addr: String,
     port: u16,
     known: Arc<KnownHosts>,
@@ -61,15 +64,36 @@ pub struct ClientHandler {
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
 impl ClientHandler {
+    /// A host certificate: trusted through `@cert-authority` (see [`super::certs`]).
+    fn verify_certificate(&self, cert: &russh::keys::Certificate) -> Result<(), HostKeyError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let verdict = super::certs::check_host_certificate(
+            &self.known,
+            &self.name,
+            &self.principal,
+            cert,
+            now,
+        );
+        match verdict.refusal() {
+            None => Ok(()),
+            Some(reason) => Err(HostKeyError::Certificate {
+                name: self.name.clone(),
+                key_id: cert.key_id().to_string(),
+                reason,
+            }),
+        }
+    }
+
     fn verify(&self, key: &PublicKeyOrCertificate) -> Result<(), HostKeyError> {
         if self.policy == HostKeyPolicy::Off {
             return Ok(());
         }
-        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return Err(HostKeyError::Read(format!(
-                "{}: the server presented a host certificate; certificates are not supported",
-                self.name
-            )));
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(cert) => return self.verify_certificate(cert),
         };
         let blob = key
             .to_bytes()
@@ -77,7 +101,7 @@ impl ClientHandler {
         let key_type = key.algorithm().as_str().to_string();
         let offered_fp = known_hosts::fingerprint(&blob);
         let learned_key = (self.name.clone(), blob.clone());
-        match self.known.check(&self.addr, self.port, &blob) {
+        match self.known.check_name(&self.name, &blob) {
             Verdict::Known(_) => Ok(()),
             Verdict::Revoked(k) => Err(HostKeyError::Revoked {
                 name: self.name.clone(),
@@ -102,7 +126,7 @@ impl ClientHandler {
             Verdict::Unknown => match (self.policy, &self.learn_file) {
                 (HostKeyPolicy::AcceptNew, Some(path)) => {
                     let _g = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-                    let line = known_hosts::format_entry(&self.addr, self.port, &key_type, &blob);
+                    let line = known_hosts::format_entry_for_name(&self.name, &key_type, &blob);
                     known_hosts::append_entry(path, &line).map_err(|e| HostKeyError::Learn {
                         name: self.name.clone(),
                         path: path.display().to_string(),
@@ -256,7 +280,8 @@ impl Session {
     }
 }
 
-fn signal_number(sig: &russh::Sig) -> i32 {
+/// The number of a signal named in an exit-signal message (0 when unknown).
+pub(crate) fn signal_number(sig: &russh::Sig) -> i32 {
     use russh::Sig::*;
     match sig {
         HUP => 1,
@@ -375,8 +400,13 @@ impl Connector {
         let known = self.known_hosts(&files)?;
         let (kh_host, kh_port) = known_hosts_name(spec);
         // With HostKeyAlias, keys are checked and learned under the alias (port ignored).
+        let lookup_name = known_hosts::host_key_name(kh_host, kh_port);
         let handler = || ClientHandler {
-            name: known_hosts::host_key_name(kh_host, kh_port),
+            name: lookup_name.clone(),
+            principal: spec
+                .host_key_alias
+                .clone()
+                .unwrap_or_else(|| spec.address.clone()),
             addr: kh_host.to_string(),
             port: kh_port,
             known: known.clone(),
@@ -384,7 +414,7 @@ impl Connector {
             learn_file: user_files.first().cloned(),
             learned: self.inner.learned.clone(),
         };
-        let config = Arc::new(self.client_config(&known, spec));
+        let config = Arc::new(self.client_config(&known, spec, &lookup_name));
         let started = Instant::now();
         let Handshake {
             mut handle,
@@ -420,7 +450,12 @@ impl Connector {
         })
     }
 
-    fn client_config(&self, known: &KnownHosts, spec: &ConnSpec) -> client::Config {
+    fn client_config(
+        &self,
+        known: &KnownHosts,
+        spec: &ConnSpec,
+        lookup_name: &str,
+    ) -> client::Config {
         let cfg = &self.inner.cfg;
         let mut kex: Vec<russh::kex::Name> = cfg
             .kex
@@ -442,8 +477,7 @@ impl Connector {
             preferred.cipher = Cow::Owned(ciphers);
         }
         // Host key algorithms already known for this host first (stable order otherwise).
-        let (kh_host, kh_port) = known_hosts_name(spec);
-        let known_types = known.key_types_for(kh_host, kh_port);
+        let known_types = known.key_types_for_name(lookup_name);
         if !known_types.is_empty() {
             let rank = |a: &Algorithm| {
                 known_types
@@ -456,6 +490,11 @@ impl Connector {
             let mut keys = preferred.key.to_vec();
             keys.sort_by_key(rank);
             preferred.key = Cow::Owned(keys);
+        }
+        // A CA trusted for this host: ask for host certificates first (as OpenSSH orders
+        // them when it knows a CA), so the host proves itself with one.
+        if !known.authorities_for(lookup_name).is_empty() {
+            preferred.host_key_certificates = preferred.key.clone();
         }
         client::Config {
             preferred,
@@ -635,6 +674,24 @@ impl Connector {
             } else {
                 None
             };
+            // Its certificates first (CertificateFile, then KEY-cert.pub), as OpenSSH does.
+            for cert_path in super::certs::user_certificates(path, &spec.certificate_files) {
+                match super::certs::load_user_cert(&cert_path, key.public_key().key_data()) {
+                    Ok(Some(cert)) => {
+                        let what = super::certs::describe(&cert);
+                        let res = handle
+                            .authenticate_openssh_cert(user, key.clone(), cert)
+                            .await
+                            .map_err(perr)?;
+                        if res.success() {
+                            return Ok(());
+                        }
+                        tried.push(format!("{} ({what}, refused)", cert_path.display()));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tried.push(format!("{} (not usable: {e})", cert_path.display())),
+                }
+            }
             let fp = key.public_key().fingerprint(HashAlg::Sha256);
             let res = handle
                 .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
@@ -657,7 +714,20 @@ impl Connector {
         {
             return Ok(());
         }
+        if !only
+            && let Some(pw) = &spec.password
+            && super::auth::try_password(handle, user, pw, &mut tried)
+                .await
+                .map_err(perr)?
+        {
+            return Ok(());
+        }
         Err(SshError::Auth {
+            methods: if !only && spec.password.is_some() {
+                "publickey,password".into()
+            } else {
+                "publickey".into()
+            },
             user: user.to_string(),
             addr: addr.to_string(),
             tried: if tried.is_empty() {
@@ -714,8 +784,22 @@ impl Connector {
         };
         let mut n = 0;
         for id in ids {
-            let AgentIdentity::PublicKey { key, .. } = id else {
-                continue;
+            let key = match id {
+                AgentIdentity::PublicKey { key, .. } => key,
+                AgentIdentity::Certificate { certificate, .. } => {
+                    // Agent-held certificates (ssh-add with KEY-cert.pub beside KEY).
+                    n += 1;
+                    let what = super::certs::describe(&certificate);
+                    match handle
+                        .authenticate_certificate_with(user, certificate, None, &mut agent)
+                        .await
+                    {
+                        Ok(r) if r.success() => return Ok(true),
+                        Ok(_) => tried.push(format!("agent {what} (refused)")),
+                        Err(e) => tried.push(format!("agent {what} (signing failed: {e})")),
+                    }
+                    continue;
+                }
             };
             n += 1;
             let hash = if key.algorithm().is_rsa() {

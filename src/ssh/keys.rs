@@ -104,8 +104,8 @@ pub fn decode(
         .map_err(|e| key_err(path, format!("cannot decrypt key (wrong passphrase?): {e}")))
 }
 
-/// Read a line from /dev/tty with echo off.
-fn prompt(msg: &str) -> std::io::Result<String> {
+/// Read a line from /dev/tty with echo off (prompts of concurrent callers are serialised).
+pub fn prompt(msg: &str) -> std::io::Result<String> {
     use std::io::{BufRead, Write};
     use std::os::fd::AsRawFd;
     let _guard = PROMPT.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,6 +3,10 @@
 //!
 //! - [`known_hosts`]: known_hosts parsing and lookup (re-exported from the core module
 //!   `crate::known_hosts`, so the module binaries can use it).
+//! - [`certs`]: host certificates checked against `@cert-authority`/`@revoked`; user
+//!   certificates found beside keys or named by `CertificateFile`.
+//! - [`auth`]: password and keyboard-interactive authentication.
+//! - [`escalate`]: become (sudo, su) with or without a password.
 //! - [`keys`]: private key loading (OpenSSH/PEM/PKCS#8, encrypted with a passphrase from an
 //!   env var or a TTY prompt), cached per process.
 //! - [`client`]: [`Connector`] (shared per run: config, key cache, known_hosts cache) opens
@@ -19,7 +23,10 @@
 //! Every failure is an [`SshError`] naming the host; all of them are "unreachable" in
 //! Ansible's terms (authentication failures included, as Ansible reports them).
 
+pub mod auth;
+pub mod certs;
 pub mod client;
+pub mod escalate;
 pub mod keygen;
 pub mod keys;
 pub mod target;
@@ -232,6 +239,15 @@ pub enum HostKeyError {
         offered_fp: String,
         at: String,
     },
+    #[error(
+        "host key verification failed: the host certificate of {name} (key id {key_id:?}) is \
+         refused: {reason}; not authenticating, nothing was run"
+    )]
+    Certificate {
+        name: String,
+        key_id: String,
+        reason: String,
+    },
     #[error("cannot record the host key of {name} in {path}: {msg}")]
     Learn {
         name: String,
@@ -252,10 +268,12 @@ pub enum SshError {
     #[error("{0}")]
     HostKey(Box<HostKeyError>),
     #[error(
-        "Failed to authenticate as {user}@{addr}: Permission denied (publickey); tried: {tried}"
+        "Failed to authenticate as {user}@{addr}: Permission denied ({methods}); tried: {tried}"
     )]
     Auth {
         user: String,
+        /// `publickey`, or `publickey,password` when a password was tried too.
+        methods: String,
         addr: String,
         tried: String,
     },

@@ -1,7 +1,8 @@
 //! [`SshTarget`]: the [`crate::target::Target`] trait over one russh connection.
 //!
 //! Files go over SFTP (one lazily opened session per connection; with `become`, sftp-server
-//! runs under `sudo -n -u USER` on an exec channel instead of the subsystem). Everything else
+//! runs under sudo or su on an exec channel instead of the subsystem, see [`super::escalate`]
+//! for how passwords and su's terminal are handled). Everything else
 //! is `exec` of an argv whose every word is quoted with [`crate::target::shell_quote`] — user input
 //! never reaches the remote shell unquoted.
 //!
@@ -36,6 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use super::escalate::{self, Escalation, Mode};
 use crate::inventory::conn::BecomeSpec;
 use crate::ssh::{Session, SshError};
 use crate::target::{
@@ -68,7 +70,9 @@ struct Sftp {
 /// The [`crate::target::Target`] trait over one SSH connection.
 pub struct SshTarget {
     session: Arc<Session>,
-    /// `[sudo, flags.., -u, USER, --]` when become is on.
+    /// Become settings (None: off).
+    esc: Option<Escalation>,
+    /// `[sudo, flags.., -n, -u, USER, --]` when become is sudo without a password.
     become_prefix: Option<Vec<String>>,
     /// The current file session (opened on first use; replaced by an edit's session).
     sftp: Mutex<Option<Arc<Sftp>>>,
@@ -80,9 +84,11 @@ pub struct SshTarget {
 impl SshTarget {
     /// Wrap a connection; `become` decides whether commands and SFTP run via sudo.
     pub fn new(session: Session, r#become: &BecomeSpec) -> Result<Self, SshError> {
+        let esc = Escalation::from_spec(r#become).map_err(|e| SshError::Protocol(e.to_string()))?;
         Ok(SshTarget {
             session: Arc::new(session),
-            become_prefix: become_prefix(r#become)?,
+            become_prefix: esc.as_ref().and_then(Escalation::prefix),
+            esc,
             sftp: Mutex::new(None),
             exec_slots: Semaphore::new(MAX_EXEC),
             users: std::sync::Mutex::new(HashMap::new()),
@@ -94,9 +100,41 @@ impl SshTarget {
         &self.session
     }
 
-    /// Is become (sudo) on?
+    /// Is become (sudo or su) on?
     pub fn becomes(&self) -> bool {
-        self.become_prefix.is_some()
+        self.esc.is_some()
+    }
+
+    /// Become with a handshake (a password or su), not a plain `sudo -n` prefix.
+    fn handshake_esc(&self) -> Option<&Escalation> {
+        self.esc.as_ref().filter(|e| e.mode() != Mode::Prefix)
+    }
+
+    /// Run `argv` (as the become user when become is on) with `stdin`.
+    async fn exec_become(&self, argv: &[String], stdin: Option<Vec<u8>>) -> TResult<CommandOutput> {
+        let Some(esc) = self.handshake_esc() else {
+            return self.exec_line(&self.command_line(argv), stdin).await;
+        };
+        let _slot = self
+            .exec_slots
+            .acquire_many(esc.channels())
+            .await
+            .map_err(|_| TargetError::Other("connection closed".into()))?;
+        escalate::exec(&self.session, esc, argv, stdin).await
+    }
+
+    /// Start a server program (`argv`) under become and return its byte stream, past the
+    /// become handshake.
+    async fn start_become_stream(
+        &self,
+        esc: &Escalation,
+        argv: &[String],
+    ) -> TResult<escalate::Prefixed<russh::ChannelStream<russh::client::Msg>>> {
+        let started = escalate::start(&self.session, esc, argv).await?;
+        Ok(escalate::Prefixed::new(
+            started.stdout,
+            started.channel.into_stream(),
+        ))
     }
 
     /// Close the connection (best effort).
@@ -134,7 +172,7 @@ impl SshTarget {
 
     async fn exec_argv(&self, argv: &[&str]) -> TResult<CommandOutput> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        self.exec_line(&self.command_line(&argv), None).await
+        self.exec_become(&argv, None).await
     }
 
     /// Remember a passwd entry learnt elsewhere (e.g. over another connection to the same
@@ -170,14 +208,24 @@ impl SshTarget {
     async fn open_edit_sftp(&self, hint: &EditHint<'_>) -> TResult<Option<Arc<Sftp>>> {
         let host = &self.session.addr;
         let known = self.cached_user(hint.user);
-        let channel = self.session.channel().await.map_err(TargetError::from)?;
         let user_arg = known.is_none().then_some(hint.user);
-        let line = edit_command(self.become_prefix.as_deref(), user_arg);
-        channel
-            .exec(true, line)
-            .await
-            .map_err(|e| TargetError::Other(format!("{host}: exec: {e}")))?;
-        let mut stream = channel.into_stream();
+        let mut stream: Box<dyn EditStream> = match self.handshake_esc() {
+            Some(esc) => {
+                let mut argv: Vec<String> =
+                    ["sh", "-c", EDIT_SCRIPT, "sh"].map(String::from).into();
+                argv.extend(user_arg.map(str::to_string));
+                Box::new(self.start_become_stream(esc, &argv).await?)
+            }
+            None => {
+                let channel = self.session.channel().await.map_err(TargetError::from)?;
+                let line = edit_command(self.become_prefix.as_deref(), user_arg);
+                channel
+                    .exec(true, line)
+                    .await
+                    .map_err(|e| TargetError::Other(format!("{host}: exec: {e}")))?;
+                Box::new(channel.into_stream())
+            }
+        };
         let prelude = async {
             let user = match known {
                 Some(u) => u,
@@ -241,6 +289,13 @@ impl SshTarget {
 
     async fn open_sftp(&self) -> TResult<Arc<Sftp>> {
         let host = &self.session.addr;
+        if let Some(esc) = self.handshake_esc() {
+            let argv: Vec<String> = ["sh", "-c", SFTP_SERVER_SCRIPT].map(String::from).into();
+            let stream = self.start_become_stream(esc, &argv).await?;
+            return self
+                .init_sftp(RawSftpSession::new(stream), false, None)
+                .await;
+        }
         let channel = self.session.channel().await.map_err(TargetError::from)?;
         let perr = |e: russh::Error| TargetError::Other(format!("{host}: sftp: {e}"));
         match &self.become_prefix {
@@ -251,11 +306,8 @@ impl SshTarget {
             Some(prefix) => {
                 // Find sftp-server on the remote and run it under sudo. The script is a
                 // constant; only the quoted prefix words vary.
-                let script = "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server \
-                              /usr/libexec/sftp-server /usr/lib/ssh/sftp-server /usr/lib/sftp-server; \
-                              do [ -x \"$p\" ] && exec \"$p\"; done; echo 'sftp-server not found' >&2; exit 127";
                 let mut argv: Vec<String> = prefix.clone();
-                argv.extend(["sh".to_string(), "-c".to_string(), script.to_string()]);
+                argv.extend(["sh", "-c", SFTP_SERVER_SCRIPT].map(String::from));
                 let line = argv
                     .iter()
                     .map(|w| shell_quote(w))
@@ -313,6 +365,16 @@ impl SshTarget {
         }))
     }
 }
+
+/// Find sftp-server on the remote and run it (under become). A constant: only the quoted
+/// become words around it vary.
+const SFTP_SERVER_SCRIPT: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server \
+     /usr/libexec/sftp-server /usr/lib/ssh/sftp-server /usr/lib/sftp-server; \
+     do [ -x \"$p\" ] && exec \"$p\"; done; echo 'sftp-server not found' >&2; exit 127";
+
+/// The byte stream of an edit session (a plain channel, or one past the become handshake).
+trait EditStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> EditStream for T {}
 
 /// The edit session's server side (see [`edit_command`]; `$1` is the user), one exec channel:
 /// 1. with a USER argument, its passwd entry and `sshfleet-rc RC` (getent's exit status);
@@ -376,33 +438,6 @@ async fn read_line<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> TResult<String
         }
         buf.push(b);
     }
-}
-
-/// `sudo -H -n -u USER --` (or the spec's exe/flags; `-n` is always added so nothing waits
-/// for a password).
-fn become_prefix(b: &BecomeSpec) -> Result<Option<Vec<String>>, SshError> {
-    if !b.enabled {
-        return Ok(None);
-    }
-    if let Some(m) = &b.method
-        && m != "sudo"
-    {
-        return Err(SshError::Protocol(format!(
-            "become method {m} is not supported (only sudo)"
-        )));
-    }
-    let mut v = vec![b.exe.clone().unwrap_or_else(|| "sudo".into())];
-    match &b.flags {
-        Some(f) => v.extend(f.split_whitespace().map(str::to_string)),
-        None => v.push("-H".into()),
-    }
-    if !v.iter().any(|w| w == "-n") {
-        v.push("-n".into());
-    }
-    v.push("-u".into());
-    v.push(b.user.clone().unwrap_or_else(|| "root".into()));
-    v.push("--".into());
-    Ok(Some(v))
 }
 
 fn sftp_err(path: &str, op: &str, e: SftpError) -> TargetError {
@@ -1079,7 +1114,7 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
             .await?;
         if let Some(template) = &spec.validate {
             let argv = validate_argv(template, tmp)?;
-            let out = self.exec_line(&self.command_line(&argv), None).await?;
+            let out = self.exec_become(&argv, None).await?;
             if out.status != 0 {
                 let mut msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 if msg.is_empty() {
@@ -1389,7 +1424,7 @@ impl Target for SshTarget {
         if argv.is_empty() {
             return Err(TargetError::Other("empty command".into()));
         }
-        self.exec_line(&self.command_line(argv), stdin).await
+        self.exec_become(argv, stdin).await
     }
 
     async fn begin_edit(&self, hint: &EditHint<'_>) -> TResult<bool> {
@@ -1420,6 +1455,10 @@ impl Target for SshTarget {
 mod tests {
     use super::*;
 
+    fn become_prefix(b: &BecomeSpec) -> Result<Option<Vec<String>>, escalate::BecomeError> {
+        Ok(Escalation::from_spec(b)?.and_then(|e| e.prefix()))
+    }
+
     #[test]
     fn become_prefix_defaults_and_flags() {
         assert_eq!(become_prefix(&BecomeSpec::default()).unwrap(), None);
@@ -1443,7 +1482,7 @@ mod tests {
         );
         let b = BecomeSpec {
             enabled: true,
-            method: Some("su".into()),
+            method: Some("doas".into()),
             ..Default::default()
         };
         assert!(become_prefix(&b).is_err());

@@ -43,6 +43,8 @@ pub struct HostPaths {
     pub root_home: Option<PathBuf>,
     /// Further per-host directories: (controller path, path on the host it is bound over).
     pub private: Vec<(PathBuf, PathBuf)>,
+    /// Per-host pieces of `/etc` (see [`super::etc`]): (controller path, path on the host).
+    pub etc: Vec<(PathBuf, PathBuf)>,
     /// sshd's LogLevel is below INFO, so "Server listening" is never logged: readiness is a
     /// LISTEN socket on the port in `/proc/net/tcp` instead.
     pub quiet_log: bool,
@@ -124,7 +126,7 @@ pub fn spawn(paths: &HostPaths) -> Result<(Child, u64), FleetError> {
     if let Some(root) = &paths.root_home {
         binds.push((cstring(root)?, c"/root".to_owned()));
     }
-    for (src, dst) in &paths.private {
+    for (src, dst) in paths.private.iter().chain(&paths.etc) {
         binds.push((cstring(src)?, cstring(dst)?));
     }
     let parent = std::process::id() as libc::pid_t;

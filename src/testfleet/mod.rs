@@ -30,8 +30,11 @@
 //! `FLEETDIR/hostNN/root` over `/root`; sshd is PID 1 of its own PID namespace (see
 //! [`host`]). So `~deploy/.ssh/authorized_keys` on host07 is
 //! `FLEETDIR/host07/home/deploy/.ssh/authorized_keys` on the controller, and root logs in with
-//! the fleet key too (its `/root` is per host). `/etc` is shared: users and sudo rights are
-//! the machine's.
+//! the fleet key too (its `/root` is per host). Users (`/etc/passwd`) are the machine's, but
+//! `/etc/shadow`, `/etc/sudoers.d` and `/etc/ssh` are per host too (see [`etc`]): passwords
+//! ([`FleetBuilder::password`]), sudo rules ([`FleetBuilder::sudo_password`]), host
+//! certificates ([`FleetBuilder::host_certificate`]) and trusted user CAs
+//! ([`FleetBuilder::trusted_user_ca`]) differ per host.
 //!
 //! # Machine changes (done once, under a lock; see `system`)
 //! Installs openssh-server/sudo with apt-get when missing; creates the users (or adjusts an
@@ -64,6 +67,7 @@
 //! - Namespace inode numbers are reused immediately after a namespace dies: when checking
 //!   for leftovers after teardown, use [`procs::pids_in_ns_started_before`].
 
+pub mod etc;
 pub mod host;
 pub mod procs;
 pub mod render;
@@ -129,6 +133,23 @@ pub struct FleetBuilder {
     name_prefix: String,
     inventory_user: String,
     start_timeout: Duration,
+    passwords: Vec<(usize, String, String)>,
+    sudo_password_hosts: Vec<usize>,
+    no_authorized_keys: Vec<(usize, String)>,
+    host_certs: Vec<(usize, HostCert)>,
+    user_cas: Vec<(usize, PathBuf)>,
+}
+
+/// A host certificate to issue at start (`ssh-keygen -s CA -h -n PRINCIPALS -V VALIDITY`) and
+/// serve with `HostCertificate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCert {
+    /// The CA's private key file (on the controller).
+    pub ca_key: PathBuf,
+    /// Principals (`-n`), e.g. `["host01.fleet.test", "127.0.0.1"]`.
+    pub principals: Vec<String>,
+    /// Validity (`-V`), e.g. `-5m:+1h`, or `20200101:20200102` for an expired one.
+    pub validity: String,
 }
 
 impl Default for FleetBuilder {
@@ -148,6 +169,11 @@ impl Default for FleetBuilder {
             name_prefix: "host".into(),
             inventory_user: "deploy".into(),
             start_timeout: Duration::from_secs(30),
+            passwords: Vec::new(),
+            sudo_password_hosts: Vec::new(),
+            no_authorized_keys: Vec::new(),
+            host_certs: Vec::new(),
+            user_cas: Vec::new(),
         }
     }
 }
@@ -243,6 +269,34 @@ impl FleetBuilder {
         self.inventory_user = u.into();
         self
     }
+    /// On host `host` (0-based), `user` (or `root`) has this password in the host's own
+    /// `/etc/shadow` (for password logins add `PasswordAuthentication yes` with
+    /// [`Self::sshd_option`]; sudo and su check it too).
+    pub fn password(mut self, host: usize, user: impl Into<String>, pw: impl Into<String>) -> Self {
+        self.passwords.push((host, user.into(), pw.into()));
+        self
+    }
+    /// On host `host`, sudo asks the sudo users for their password (no `NOPASSWD`).
+    pub fn sudo_password(mut self, host: usize) -> Self {
+        self.sudo_password_hosts.push(host);
+        self
+    }
+    /// On host `host`, `user` has no `authorized_keys` file (password or certificate only).
+    pub fn no_authorized_keys(mut self, host: usize, user: impl Into<String>) -> Self {
+        self.no_authorized_keys.push((host, user.into()));
+        self
+    }
+    /// Host `host` serves a host certificate signed by `cert.ca_key`.
+    pub fn host_certificate(mut self, host: usize, cert: HostCert) -> Self {
+        self.host_certs.push((host, cert));
+        self
+    }
+    /// Host `host`'s sshd trusts user certificates signed by this CA public key file
+    /// (`TrustedUserCAKeys /etc/ssh/sshfleet_user_ca.pub`).
+    pub fn trusted_user_ca(mut self, host: usize, ca_pub: impl Into<PathBuf>) -> Self {
+        self.user_cas.push((host, ca_pub.into()));
+        self
+    }
     /// How long to wait for all hosts to listen (default 30 s).
     pub fn start_timeout(mut self, t: Duration) -> Self {
         self.start_timeout = t;
@@ -331,7 +385,8 @@ impl FleetHost {
         }
     }
     /// The controller path of an absolute path on this host when that path is private to the
-    /// host (under `/home`, `/root`, or a [`FleetBuilder::private_dir`]); None when the path
+    /// host (under `/home`, `/root`, a [`FleetBuilder::private_dir`], `/etc/shadow`,
+    /// `/etc/sudoers.d` or `/etc/ssh`); None when the path
     /// is shared by every host (the rest of the file system) or relative.
     pub fn local_path(&self, remote: impl AsRef<Path>) -> Option<PathBuf> {
         let remote = remote.as_ref();
@@ -339,12 +394,17 @@ impl FleetHost {
         if let Some(r) = &self.paths.root_home {
             mounts.push((Path::new("/root"), r));
         }
-        for (src, dst) in &self.paths.private {
+        for (src, dst) in self.paths.private.iter().chain(&self.paths.etc) {
             mounts.push((dst, src));
         }
         mounts.into_iter().find_map(|(on_host, local)| {
             let rest = remote.strip_prefix(on_host).ok()?;
-            Some(local.join(rest))
+            // A bound file (`/etc/shadow`) is the path itself, not `path/`.
+            Some(if rest.as_os_str().is_empty() {
+                local.to_path_buf()
+            } else {
+                local.join(rest)
+            })
         })
     }
     /// The directories private to each host (`/home`, `/root` when root login is on, and the
@@ -461,13 +521,22 @@ impl Fleet {
             mkdir(&hdir, 0o755, None)?;
             let home_root = hdir.join("home");
             mkdir(&home_root, 0o755, None)?;
+            let no_keys = |u: &str| b.no_authorized_keys.iter().any(|(h, n)| *h == i && n == u);
             for acct in accounts.iter().filter(|a| a.name != "root") {
                 let home = home_root.join(&acct.name);
-                write_authorized(&home, &client_pub, Some((acct.uid, acct.gid)))?;
+                if no_keys(&acct.name) {
+                    mkdir(&home, 0o755, Some((acct.uid, acct.gid)))?;
+                } else {
+                    write_authorized(&home, &client_pub, Some((acct.uid, acct.gid)))?;
+                }
             }
             let root_home = if b.root_login {
                 let r = hdir.join("root");
-                write_authorized(&r, &client_pub, None)?;
+                if no_keys("root") {
+                    mkdir(&r, 0o700, None)?;
+                } else {
+                    write_authorized(&r, &client_pub, None)?;
+                }
                 Some(r)
             } else {
                 None
@@ -488,6 +557,7 @@ impl Fleet {
                         .iter()
                         .map(|d| (private_source(&hdir, d), d.clone()))
                         .collect(),
+                    etc: etc::binds(&hdir),
                     quiet_log: ["QUIET", "FATAL", "ERROR"]
                         .contains(&b.log_level.to_ascii_uppercase().as_str()),
                 },
@@ -500,6 +570,51 @@ impl Fleet {
             child.wait_ok(&key)?;
             p.host_key_pub = read(&key.with_extension("pub"))?;
         }
+        // Per-host /etc pieces, host certificates, trusted user CAs.
+        for (i, p) in prepared.iter().enumerate() {
+            let key = p.dir.join("ssh_host_ed25519_key");
+            let mut links: Vec<(&str, PathBuf)> = vec![
+                ("sshd_config", p.paths.config.clone()),
+                ("ssh_host_ed25519_key", key.clone()),
+                ("ssh_host_ed25519_key.pub", key.with_extension("pub")),
+            ];
+            if let Some((_, cert)) = b.host_certs.iter().rev().find(|(h, _)| *h == i) {
+                sign_host_key(&key, cert, &p.name)?;
+                links.push((
+                    "ssh_host_ed25519_key-cert.pub",
+                    p.dir.join("ssh_host_ed25519_key-cert.pub"),
+                ));
+            }
+            let spec = etc::EtcSpec {
+                passwords: b
+                    .passwords
+                    .iter()
+                    .filter(|(h, _, _)| *h == i)
+                    .map(|(_, u, pw)| (u.clone(), pw.clone()))
+                    .collect(),
+                sudo_users: sudo_users.clone(),
+                sudo_password: b.sudo_password_hosts.contains(&i),
+            };
+            etc::prepare(&p.dir, &spec, &links)?;
+            let cas: Vec<&PathBuf> = b
+                .user_cas
+                .iter()
+                .filter(|(h, _)| *h == i)
+                .map(|(_, c)| c)
+                .collect();
+            if !cas.is_empty() {
+                let mut body = String::new();
+                for c in cas {
+                    body.push_str(read(c)?.trim_end());
+                    body.push('\n');
+                }
+                write_file(
+                    &p.dir.join("etc/ssh/sshfleet_user_ca.pub"),
+                    body.as_bytes(),
+                    0o644,
+                )?;
+            }
+        }
 
         // Ports, configs, sshd processes; retry a host whose port was taken meanwhile.
         let write_config = |i: usize, p: &Prepared, port: u16| -> Result<(), FleetError> {
@@ -510,6 +625,16 @@ impl Fleet {
                 .map(|(_, l)| l.clone())
                 .collect();
             extra.extend(b.extra_all.iter().cloned());
+            if b.host_certs.iter().any(|(h, _)| *h == i) {
+                extra.push(format!(
+                    "HostCertificate {}",
+                    p.dir.join("ssh_host_ed25519_key-cert.pub").display()
+                ));
+            }
+            if b.user_cas.iter().any(|(h, _)| *h == i) {
+                // The host's own /etc/ssh (bound in its namespace, where sshd reads it).
+                extra.push("TrustedUserCAKeys /etc/ssh/sshfleet_user_ca.pub".into());
+            }
             let cfg = render::sshd_config(&render::SshdConfig {
                 port,
                 host_key: &p.dir.join("ssh_host_ed25519_key"),
@@ -878,6 +1003,29 @@ fn keygen(path: &Path, comment: &str) -> Result<Keygen, FleetError> {
         .spawn()
         .map(Keygen)
         .map_err(|e| FleetError::io("running ssh-keygen", e))
+}
+
+/// `ssh-keygen -s CA -h -I ID -n PRINCIPALS -V VALIDITY KEY.pub` → `KEY-cert.pub`.
+fn sign_host_key(key: &Path, cert: &HostCert, name: &str) -> Result<(), FleetError> {
+    let out = Command::new("ssh-keygen")
+        .arg("-q")
+        .arg("-s")
+        .arg(&cert.ca_key)
+        .args(["-h", "-I", &format!("{name}-host-cert"), "-n"])
+        .arg(cert.principals.join(","))
+        .arg("-V")
+        .arg(&cert.validity)
+        .arg(key.with_extension("pub"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| FleetError::io("ssh-keygen -s", e))?;
+    if !out.status.success() {
+        return Err(FleetError::Setup(format!(
+            "{name}: signing the host key failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 fn read(p: &Path) -> Result<String, FleetError> {

@@ -75,6 +75,10 @@ pub fn prepare(users: &[String], sudo_users: &[String]) -> Result<Vec<FleetUser>
     if which("unshare").is_none() {
         missing.push("util-linux");
     }
+    // `openssl passwd -6` hashes per-host passwords (see `etc`).
+    if which("openssl").is_none() {
+        missing.push("openssl");
+    }
     if !missing.is_empty() {
         apt_install(&missing)?;
     }

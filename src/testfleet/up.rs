@@ -29,10 +29,26 @@ pub struct UpConfig {
     pub sshd_options: Vec<String>,
     pub max_startups: Option<String>,
     pub log_level: Option<String>,
+    /// 0-based hosts that take only passwords ([`DEMO_PASSWORD`], no authorized_keys).
+    pub password_hosts: Vec<usize>,
+    /// 0-based hosts where sudo asks for the password (and root has it, for su).
+    pub sudo_password_hosts: Vec<usize>,
 }
+
+/// The password of the demo fleet's password hosts (a demo, not a secret: it is printed).
+pub const DEMO_PASSWORD: &str = "sshfleet-demo";
 
 /// A JSON description of a running fleet (written to `DIR/fleet.json`).
 pub fn describe(fleet: &Fleet) -> serde_json::Value {
+    describe_with(fleet, &[], &[])
+}
+
+/// [`describe`] with the password and sudo-password hosts (0-based) marked.
+pub fn describe_with(
+    fleet: &Fleet,
+    password_hosts: &[usize],
+    sudo_hosts: &[usize],
+) -> serde_json::Value {
     serde_json::json!({
         "dir": fleet.dir(),
         "inventory": fleet.inventory(),
@@ -45,6 +61,8 @@ pub fn describe(fleet: &Fleet) -> serde_json::Value {
             "port": h.port(),
             "pid": h.pid(),
             "home_root": h.home_root(),
+            "password_only": password_hosts.contains(&h.index()),
+            "sudo_password": sudo_hosts.contains(&h.index()),
         })).collect::<Vec<_>>(),
     })
 }
@@ -79,9 +97,27 @@ pub fn run_up(cfg: UpConfig) -> Result<()> {
     if let Some(l) = &cfg.log_level {
         b = b.log_level(l.clone());
     }
+    let users: Vec<String> = cfg
+        .users
+        .clone()
+        .unwrap_or_else(|| ["admin", "deploy", "backup"].map(String::from).to_vec());
+    for &h in &cfg.password_hosts {
+        b = b.sshd_option(h, "PasswordAuthentication yes");
+        for u in &users {
+            b = b
+                .password(h, u.clone(), DEMO_PASSWORD)
+                .no_authorized_keys(h, u.clone());
+        }
+    }
+    for &h in &cfg.sudo_password_hosts {
+        b = b.sudo_password(h).password(h, "root", DEMO_PASSWORD);
+        for u in &users {
+            b = b.password(h, u.clone(), DEMO_PASSWORD);
+        }
+    }
     let fleet = b.start()?;
 
-    let desc = describe(&fleet);
+    let desc = describe_with(&fleet, &cfg.password_hosts, &cfg.sudo_password_hosts);
     let json = serde_json::to_string_pretty(&desc)
         .map_err(|e| FleetError::Setup(format!("fleet.json: {e}")))?;
     std::fs::write(fleet.dir().join("fleet.json"), json + "\n")
@@ -122,6 +158,29 @@ pub fn run_up(cfg: UpConfig) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let names = |hs: &[usize]| {
+        hs.iter()
+            .filter_map(|&i| fleet.hosts().get(i).map(|h| h.name().to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !cfg.password_hosts.is_empty() {
+        println!(
+            "  password only: {} (password {DEMO_PASSWORD:?}, no authorized_keys; try: \
+             SSHFLEET_PW={DEMO_PASSWORD} sshfleet -i {} --password-env SSHFLEET_PW keys add \
+             --user deploy --key {})",
+            names(&cfg.password_hosts),
+            fleet.inventory().display(),
+            fleet.client_key_pub().display()
+        );
+    }
+    if !cfg.sudo_password_hosts.is_empty() {
+        println!(
+            "  sudo asks a password: {} (password {DEMO_PASSWORD:?}, root too for \
+             --become-method su; use -K or --become-password-env)",
+            names(&cfg.sudo_password_hosts)
+        );
+    }
     println!("Stop with Ctrl-C or SIGTERM (pid {}).", std::process::id());
     // `ready` last, atomically: its existence means everything above is in place.
     let ready = fleet.dir().join("ready");
