@@ -48,8 +48,11 @@ pub struct ConnSpec {
     pub known_hosts_files: Vec<PathBuf>,
     /// `-o StrictHostKeyChecking`, `ansible_host_key_checking`; `None` means the default.
     pub host_key_policy: Option<HostKeyPolicy>,
-    /// `-o ProxyJump` (recorded; connecting through it is the SSH layer's business).
+    /// `-o ProxyJump`/`-J`, raw (`a,b`, `user@host:port`); connecting through it is the SSH
+    /// layer's business (`crate::ssh::proxy`).
     pub proxy_jump: Option<String>,
+    /// `-o ProxyCommand`, raw (tokens unexpanded); `none` or absent: none.
+    pub proxy_command: Option<String>,
     /// `-o ConnectTimeout`, `ansible_ssh_timeout`/`ansible_timeout`.
     pub connect_timeout: Option<Duration>,
     pub r#become: BecomeSpec,
@@ -68,6 +71,7 @@ impl ConnSpec {
             known_hosts_files: Vec::new(),
             host_key_policy: None,
             proxy_jump: None,
+            proxy_command: None,
             connect_timeout: None,
             r#become: BecomeSpec::default(),
         }
@@ -335,7 +339,17 @@ impl ConnSpec {
                 }
             });
         }
-        spec.proxy_jump = first("proxyjump").filter(|j| !j.eq_ignore_ascii_case("none"));
+        // ProxyJump and ProxyCommand exclude each other: the first one given wins (as in ssh),
+        // and `none` there means a direct connection.
+        match opts
+            .iter()
+            .find(|o| o.key == "proxyjump" || o.key == "proxycommand")
+        {
+            Some(o) if o.value.trim().eq_ignore_ascii_case("none") => {}
+            Some(o) if o.key == "proxyjump" => spec.proxy_jump = Some(o.value.clone()),
+            Some(o) => spec.proxy_command = Some(o.value.clone()),
+            None => {}
+        }
         if let Some(t) = first("connecttimeout") {
             let secs: f64 = t
                 .trim()
@@ -438,6 +452,26 @@ mod tests {
         assert_eq!(s.port, 2201);
         assert_eq!(s.address, "h");
         assert_eq!(s.host_key_policy, Some(HostKeyPolicy::Off));
+    }
+
+    #[test]
+    fn proxyjump_and_proxycommand_first_one_wins() {
+        let spec = |args: &str| {
+            ConnSpec::from_vars("h", &vars(json!({"ansible_ssh_common_args": args}))).unwrap()
+        };
+        let s = spec("-o 'ProxyCommand socat - UNIX-CONNECT:/run/%h.sock' -J b1");
+        assert_eq!(
+            s.proxy_command.as_deref(),
+            Some("socat - UNIX-CONNECT:/run/%h.sock")
+        );
+        assert_eq!(s.proxy_jump, None);
+        let s = spec("-J u@b1:2200,b2 -o ProxyCommand=nc\\ %h\\ %p");
+        assert_eq!(s.proxy_jump.as_deref(), Some("u@b1:2200,b2"));
+        assert_eq!(s.proxy_command, None);
+        let s = spec("-o ProxyCommand=none -o ProxyJump=b1");
+        assert_eq!((s.proxy_jump, s.proxy_command), (None, None));
+        let s = spec("-o ProxyJump=none -o ProxyCommand=x");
+        assert_eq!((s.proxy_jump, s.proxy_command), (None, None));
     }
 
     #[test]

@@ -484,7 +484,7 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
         user: cfg.user.clone(),
         file: cfg.file.clone(),
         check: g.check,
-        verify: Connector::new(vcfg),
+        verify: Connector::sharing_hops_with(vcfg, &connector),
     });
     let title = format!(
         "keys rotate to {}{}",
