@@ -21,6 +21,7 @@ use crate::inventory::conn::ConnSpec;
 use crate::ops::copy::{CopyOptions, HostReport, SourceSet};
 use crate::ops::replicate::{FilesCommand, replicate, scan_source};
 use crate::ops::slurp;
+use crate::ssh::Connector;
 use crate::report::OutputMode;
 use crate::target::local::LocalTarget;
 use crate::target::{Target, TargetError};
@@ -85,8 +86,8 @@ async fn fan_out_to_fleet<S: Target>(
     specs: Vec<ConnSpec>,
     opts: CopyOptions,
     title: &str,
+    connector: Connector,
 ) -> ExitCode {
-    let connector = g.connector();
     let mut reporter = g.reporter().with_title(title);
     // Destination number by host name: a job takes its own place in the replication.
     let index: Arc<HashMap<String, usize>> = Arc::new(
@@ -173,7 +174,18 @@ fn run_replicate(
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
-        let code = fan_out_to_fleet(g, src, set, specs, opts, "replicate").await;
+        let code = fan_out_to_fleet(
+            g,
+            src,
+            set,
+            specs,
+            opts,
+            "replicate",
+            // The source's connector: a bastion in front of source and destinations is
+            // logged in to once.
+            ctx.connector().clone(),
+        )
+        .await;
         ctx.close().await;
         Ok(code)
     })
@@ -213,7 +225,7 @@ fn run_copy(g: &Config, pattern: &str, sources: &[String], opts: &CopyOptions) -
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
-        Ok(fan_out_to_fleet(g, &here, set, specs, opts, "copy").await)
+        Ok(fan_out_to_fleet(g, &here, set, specs, opts, "copy", g.connector()).await)
     })
 }
 

@@ -393,13 +393,27 @@ impl Connector {
 
     /// Connect and authenticate with the spec's keys, the agent, then the default keys.
     pub async fn connect(&self, spec: &ConnSpec) -> Result<Session, SshError> {
-        self.connect_inner(spec, AuthMode::Default).await
+        self.connect_inner(spec, AuthMode::Default, spec).await
     }
 
     /// Connect and authenticate offering **only** `key` (no agent, no other file). Used to
     /// prove that a new key works before old ones are removed.
     pub async fn connect_with_key(&self, spec: &ConnSpec, key: &Path) -> Result<Session, SshError> {
-        self.connect_inner(spec, AuthMode::OnlyKey(key)).await
+        self.connect_inner(spec, AuthMode::OnlyKey(key), spec).await
+    }
+
+    /// [`Self::connect_with_key`] to `spec` through the proxy route (`ProxyJump` hops with
+    /// their credentials, or `ProxyCommand`) that `normal` — the host's normal connection
+    /// spec — takes: the proof that a new key works goes the same way as the normal login,
+    /// through the same shared bastion session, even when `spec` offers other keys.
+    pub async fn connect_with_key_routed(
+        &self,
+        spec: &ConnSpec,
+        key: &Path,
+        normal: &ConnSpec,
+    ) -> Result<Session, SshError> {
+        self.connect_inner(spec, AuthMode::OnlyKey(key), normal)
+            .await
     }
 
     fn known_hosts(&self, files: &[PathBuf]) -> Result<Arc<KnownHosts>, SshError> {
@@ -416,10 +430,11 @@ impl Connector {
         &self,
         spec: &ConnSpec,
         auth: AuthMode<'_>,
+        route_spec: &ConnSpec,
     ) -> Result<Session, SshError> {
         let cfg = &self.inner.cfg;
         let addr = format!("{}:{}", spec.address, spec.port);
-        let route = proxy::route_of(spec).map_err(|e| SshError::Proxy {
+        let route = proxy::route_of(route_spec).map_err(|e| SshError::Proxy {
             addr: addr.clone(),
             msg: e.to_string(),
         })?;
@@ -428,7 +443,7 @@ impl Connector {
             match &route {
                 Route::Jump(hops) => {
                     let root = self.hops_root();
-                    let hop = proxy::last_hop_spec(&root.inner.hop_resolver, hops, spec);
+                    let hop = proxy::last_hop_spec(&root.inner.hop_resolver, hops, route_spec);
                     let b = root
                         .inner
                         .bastions
@@ -708,8 +723,9 @@ impl Connector {
                         };
                         Err((
                             format!(
-                                "the bastion {} could not open a channel to it: {e:?}",
-                                b.label
+                                "the bastion {} could not open a channel to it: {}",
+                                b.label,
+                                proxy::channel_refusal(&e)
                             ),
                             t,
                         ))

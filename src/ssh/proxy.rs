@@ -219,15 +219,15 @@ pub fn route_of(spec: &ConnSpec) -> Result<Route, ProxyError> {
 /// would resolve it); the default is [`inherit_from_target`].
 pub type HopResolver = Arc<dyn Fn(&JumpHop, &ConnSpec) -> ConnSpec + Send + Sync>;
 
-/// The default [`HopResolver`]: the hop's user/host/port as written, and the target's
-/// identity files, known_hosts files, host key policy and connect timeout (the hop's user
-/// defaults to the target's). This differs from OpenSSH, which logs in to a hop with the
-/// hop's own ssh_config entries only (see README).
+/// The default [`HopResolver`]: the hop's user/host/port as written (no user: the
+/// controller's default user, as in OpenSSH), and the target's identity files, known_hosts
+/// files, host key policy and connect timeout. Inheriting the target's keys differs from
+/// OpenSSH, which logs in to a hop with the hop's own ssh_config entries only (see README).
 pub fn inherit_from_target(hop: &JumpHop, target: &ConnSpec) -> ConnSpec {
     let mut s = ConnSpec::new(hop.to_string());
     s.address = hop.host.clone();
     s.port = hop.port.unwrap_or(22);
-    s.user = hop.user.clone().or_else(|| target.user.clone());
+    s.user = hop.user.clone();
     s.identity_files = target.identity_files.clone();
     s.known_hosts_files = target.known_hosts_files.clone();
     s.host_key_policy = target.host_key_policy;
@@ -445,11 +445,19 @@ impl AsyncWrite for ChildStream {
     }
 }
 
-/// Start a ProxyCommand (already expanded) as ssh does: `/bin/sh -c 'exec CMD'`.
+/// Start a ProxyCommand (already expanded) as ssh does: `$SHELL -c 'exec CMD'` (`/bin/sh`
+/// when `SHELL` is unset; no second `exec` when the command starts with one).
 pub(crate) fn spawn_command(expanded: &str) -> std::io::Result<(ChildStream, ProxyChild)> {
-    let mut cmd = tokio::process::Command::new("/bin/sh");
+    let shell = std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let line = match expanded.trim_start().strip_prefix("exec") {
+        Some(rest) if rest.starts_with(char::is_whitespace) => expanded.to_string(),
+        _ => format!("exec {expanded}"),
+    };
+    let mut cmd = tokio::process::Command::new(shell);
     cmd.arg("-c")
-        .arg(format!("exec {expanded}"))
+        .arg(line)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -483,6 +491,27 @@ pub(crate) fn spawn_command(expanded: &str) -> std::io::Result<(ChildStream, Pro
             stderr: buf,
         },
     ))
+}
+
+/// Why a hop refused to open a direct-tcpip channel, in words.
+pub(crate) fn channel_refusal(e: &russh::Error) -> String {
+    use russh::ChannelOpenFailure as F;
+    match e {
+        russh::Error::ChannelOpenFailure(F::ConnectFailed) => {
+            "connect failed (nothing listens there, or it is unreachable from the bastion)".into()
+        }
+        russh::Error::ChannelOpenFailure(F::AdministrativelyProhibited) => {
+            "administratively prohibited (AllowTcpForwarding/PermitOpen on the bastion)".into()
+        }
+        russh::Error::ChannelOpenFailure(F::ResourceShortage) => "resource shortage".into(),
+        russh::Error::ChannelOpenFailure(F::UnknownChannelType) => {
+            "direct-tcpip channels are not supported".into()
+        }
+        russh::Error::ChannelOpenFailure(F::Other { code, reason }) => {
+            format!("refused ({code}: {reason})")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// An error through hop `label`, for the target's report.
@@ -607,7 +636,7 @@ mod tests {
                 hops[1].port,
                 hops[1].user.as_deref()
             ),
-            ("b2", 22, Some("deploy"))
+            ("b2", 22, None)
         );
         assert_eq!(hops[1].proxy_jump.as_deref(), Some("ops@b1:2200"));
         for h in &hops {
@@ -618,7 +647,7 @@ mod tests {
         let mut t2 = t.clone();
         t2.name = "web2".into();
         assert_eq!(hop_key(&hop_specs(&r, &t2).unwrap()[1]), hop_key(&hops[1]));
-        t2.user = Some("admin".into());
+        t2.proxy_jump = Some("ops@b1:2200,admin@b2".into());
         assert_ne!(hop_key(&hop_specs(&r, &t2).unwrap()[1]), hop_key(&hops[1]));
     }
 

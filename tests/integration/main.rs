@@ -12,6 +12,7 @@ mod modules_authorized_key;
 mod modules_files;
 mod playbooks;
 mod properties;
+mod proxy;
 mod reliability;
 mod replicate;
 mod sessions;

@@ -341,7 +341,11 @@ pub async fn rotate_host(
 
     // Step 2: a fresh connection offering only the new key, as the rotated user.
     let vspec = verify_spec(ctx.spec(), &login, &user, &r.new_key.path);
-    let session = match r.verify.connect_with_key(&vspec, &r.new_key.path).await {
+    let session = match r
+        .verify
+        .connect_with_key_routed(&vspec, &r.new_key.path, ctx.spec())
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             let why = match &e {

