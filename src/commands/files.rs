@@ -21,8 +21,8 @@ use crate::inventory::conn::ConnSpec;
 use crate::ops::copy::{CopyOptions, HostReport, SourceSet};
 use crate::ops::replicate::{FilesCommand, replicate, scan_source};
 use crate::ops::slurp;
-use crate::ssh::Connector;
 use crate::report::OutputMode;
+use crate::ssh::Connector;
 use crate::target::local::LocalTarget;
 use crate::target::{Target, TargetError};
 

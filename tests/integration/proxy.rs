@@ -257,6 +257,53 @@ fn proxy_ping_rotate_replicate_through_bastions_with_one_bastion_login() {
     let blog = log_since(&fleet, BASTION, logs[BASTION]);
     assert_eq!(count(&blog, "Accepted publickey for deploy"), 1, "{blog}");
 
+    // A rotation covering the bastion: the bastion goes after the hosts behind it, and keeps
+    // its old key while one of them (ghost: nothing listens there) did not switch.
+    let new2 = keygen(dir.path(), "new2", "new2@proxy");
+    let new2_pub = pub_line(&new2);
+    let keys = format!(
+        "-o IdentityFile={} -o IdentityFile={}",
+        new.display(),
+        new2.display()
+    );
+    let ghost = format!(
+        "ghost ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='{common} {keys} -J deploy@127.0.0.1:{relay}'"
+    );
+    let inv = inventory(&fleet, dir.path(), &[ghost], &keys);
+    let bastion_ak = fleet.authorized_keys_path(BASTION, "deploy");
+    let before = std::fs::read(&bastion_ak).unwrap();
+    let out = Sshfleet::new()
+        .inventory_file(&inv)
+        .args(["keys", "rotate", "--new-key"])
+        .arg(&new2)
+        .args(["--forks", "1"])
+        .run();
+    out.failure()
+        .stdout_contains("unreachable: [ghost]")
+        .stdout_contains(
+            "failed: [bastion] => not rotated: bastion is the bastion of hosts that did not switch to the new key (ghost)",
+        );
+    assert_eq!(
+        std::fs::read(&bastion_ak).unwrap(),
+        before,
+        "bastion's keys changed"
+    );
+    for i in [APP, HOP2, DEEP, CMD] {
+        let ak = std::fs::read_to_string(fleet.authorized_keys_path(i, "deploy")).unwrap();
+        assert_eq!(ak.trim_end(), new2_pub, "host {i}");
+    }
+    // Without the ghost, the bastion rotates too (last).
+    let inv = inventory(&fleet, dir.path(), &[], &keys);
+    Sshfleet::new()
+        .inventory_file(&inv)
+        .args(["keys", "rotate", "--new-key"])
+        .arg(&new2)
+        .run()
+        .success()
+        .stdout_contains("changed: [bastion]");
+    let ak = std::fs::read_to_string(&bastion_ak).unwrap();
+    assert_eq!(ak.trim_end(), new2_pub);
+
     drop(fleet);
     assert!(
         procs::pids_in_ns(NsKind::Net, net).is_empty(),

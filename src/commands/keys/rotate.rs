@@ -45,6 +45,7 @@ use crate::ssh::{Connector, SshError};
 use crate::target::{EditHint, Target, TargetError, UserInfo};
 
 use super::edit::{diff_text, edit_params, op_failure};
+use super::hops::HopOrder;
 use super::source::resolve_all;
 use super::{FileOptions, RotateConfig};
 
@@ -67,8 +68,11 @@ pub struct Rotation {
     pub user: Option<String>,
     pub file: FileOptions,
     pub check: bool,
-    /// Connector for the verification login: the new key's passphrase, no agent.
+    /// Connector for the verification login: the new key's passphrase, no agent; it reaches
+    /// hosts through the normal connector's bastion sessions.
     pub verify: Connector,
+    /// Bastions of the run rotate after the hosts behind them ([`HopOrder`]).
+    pub order: Arc<HopOrder>,
 }
 
 /// Load or generate the new key pair (controller side, before any host is touched).
@@ -259,6 +263,18 @@ pub async fn rotate_host(
     r: Arc<Rotation>,
 ) -> std::result::Result<HostOutcome, TargetError> {
     let host = ctx.host().to_string();
+    if !r.check && !r.order.behind(&host).is_empty() {
+        let left = r.order.wait_behind(&host).await;
+        if !left.is_empty() {
+            return Ok(HostOutcome::failed(
+                &host,
+                format!(
+                    "not rotated: {host} is the bastion of hosts that did not switch to the new key ({}); its old key stays so they remain reachable through it",
+                    left.join(", ")
+                ),
+            ));
+        }
+    }
     let t = ctx.target().await?;
     let login = t.session().user.clone();
     let user = r.user.clone().unwrap_or_else(|| login.clone());
@@ -482,6 +498,9 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
     vcfg.interactive = false;
     vcfg.agent = crate::ssh::AgentSource::Disabled;
     vcfg.default_identities = Vec::new();
+    let order = Arc::new(HopOrder::plan(&specs, |s| {
+        connector.hop_specs(s).unwrap_or_default()
+    }));
     let rotation = Arc::new(Rotation {
         new_key,
         keep,
@@ -489,6 +508,7 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
         file: cfg.file.clone(),
         check: g.check,
         verify: Connector::sharing_hops_with(vcfg, &connector),
+        order: order.clone(),
     });
     let title = format!(
         "keys rotate to {}{}",
@@ -496,10 +516,23 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
         if g.check { " (check mode)" } else { "" }
     );
     let mut reporter = g.reporter().with_title(&title);
+    let mut opts = g.run.clone();
+    // A bastion's job waits for the hosts behind it while holding a fork slot: leave one
+    // slot more than there are bastions, so the hosts behind them always get to run.
+    opts.forks = opts.forks.max(order.hop_hosts() + 1);
     let recap = fleet::block_on(async {
         let r = rotation.clone();
-        fleet::run(specs, &connector, &g.run, &mut reporter, move |ctx| {
-            rotate_host(ctx, r.clone())
+        fleet::run(specs, &connector, &opts, &mut reporter, move |ctx| {
+            let r = r.clone();
+            async move {
+                // Released however the job ends (a bastion waits for it).
+                let mut finish = r.order.guard(ctx.host());
+                let res = rotate_host(ctx, r.clone()).await;
+                finish.rotated(
+                    matches!(&res, Ok(o) if matches!(o.status, Status::Ok | Status::Changed)),
+                );
+                res
+            }
         })
         .await
     });
