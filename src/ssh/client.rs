@@ -717,9 +717,10 @@ impl Connector {
                             russh::Error::ChannelOpenFailure(
                                 russh::ChannelOpenFailure::ConnectFailed,
                             ) => Transience::Refused,
-                            // The hop session dropped: the next attempt reopens it.
-                            _ if s.is_closed() => Transience::Dropped,
-                            _ => Transience::Permanent,
+                            // The hop refused otherwise: final.
+                            russh::Error::ChannelOpenFailure(_) => Transience::Permanent,
+                            // The hop session is gone (or going): the next attempt reopens it.
+                            _ => Transience::Dropped,
                         };
                         Err((
                             format!(

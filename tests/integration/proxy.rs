@@ -12,6 +12,10 @@
 //!   connection is reopened; nothing of the topology outlives the fleet.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sshfleet::inventory::conn::{ConnSpec, HostKeyPolicy};
+use sshfleet::ssh::{AgentSource, Connector, SshConfig};
 
 use crate::reliability::util::{blob, keygen, pub_line};
 use crate::support::Sshfleet;
@@ -329,4 +333,131 @@ fn owner_of(p: &Path) -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(p).unwrap();
     (m.uid(), m.gid())
+}
+
+fn hidden_spec(fleet: &Fleet, i: usize, proxy_jump: Option<String>) -> ConnSpec {
+    let mut s = ConnSpec::new(fleet.host(i).name());
+    s.address = "127.0.0.1".into();
+    s.port = fleet.host(i).port();
+    s.user = Some("deploy".into());
+    s.identity_files = vec![fleet.client_key()];
+    s.known_hosts_files = vec![fleet.known_hosts()];
+    s.host_key_policy = Some(HostKeyPolicy::Strict);
+    s.proxy_jump = proxy_jump;
+    s
+}
+
+fn isolated_config() -> SshConfig {
+    let mut c = SshConfig::from_env();
+    c.default_identities = vec![];
+    c.default_known_hosts = vec![];
+    c.global_known_hosts = vec![];
+    c.agent = AgentSource::Disabled;
+    c.interactive = false;
+    c.connect_timeout = Duration::from_secs(10);
+    c
+}
+
+/// PIDs of our children whose command line mentions `needle` (zombies included).
+fn children_mentioning(needle: &str) -> Vec<u32> {
+    procs::children(std::process::id())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn proxy_command_child_is_reaped_and_a_dropped_bastion_is_reopened() {
+    let fleet = Fleet::builder()
+        .hosts(3)
+        .users(["deploy"])
+        .sudo_users(["deploy"])
+        .root_login(false)
+        .relay_port(0)
+        .hidden(1)
+        .relay_socket(2)
+        .start()
+        .expect("start fleet");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let relay = fleet.host(0).relay_port().unwrap();
+    let c = Connector::new(isolated_config());
+    rt.block_on(async {
+        // ProxyCommand: the child runs while the session lives, and is gone (killed and
+        // reaped, not a zombie) once it is dropped.
+        let sock = fleet.host(2).relay_socket().unwrap().display().to_string();
+        let mut spec = hidden_spec(&fleet, 2, None);
+        spec.proxy_command = Some(format!("socat - UNIX-CONNECT:{sock}"));
+        // (The relay itself is our child too: it listens on the socket.)
+        let sock = format!("UNIX-CONNECT:{sock}");
+        let s = c.connect(&spec).await.expect("connect by ProxyCommand");
+        let out = s.exec("id -un", None).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deploy");
+        assert_eq!(
+            children_mentioning(&sock).len(),
+            1,
+            "one ProxyCommand child"
+        );
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !children_mentioning(&sock).is_empty() {
+            assert!(Instant::now() < deadline, "ProxyCommand child left behind");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A ProxyCommand that fails says why (its stderr).
+        spec.proxy_command = Some("socat - UNIX-CONNECT:/nonexistent/sock".into());
+        let e = c.connect(&spec).await.err().expect("must fail").to_string();
+        assert!(
+            e.contains("ProxyCommand exited") && e.contains("/nonexistent/sock"),
+            "{e}"
+        );
+
+        // ProxyJump: the bastion session is shared, and reopened after the bastion dropped.
+        let spec = hidden_spec(&fleet, 1, Some(format!("deploy@127.0.0.1:{relay}")));
+        let from = fleet.host(0).log().len();
+        let a = c.connect(&spec).await.expect("through the bastion");
+        let b = c.connect(&spec).await.expect("through the bastion again");
+        assert_eq!(
+            count(&log_since(&fleet, 0, from), "Accepted publickey for deploy"),
+            1,
+            "one bastion login for both"
+        );
+        drop((a, b));
+        fleet.restart_host(0).expect("restart the bastion");
+        let s = c
+            .connect(&spec)
+            .await
+            .expect("through the reopened bastion");
+        assert!(s.exec("true", None).await.unwrap().status == 0);
+        assert_eq!(
+            count(&log_since(&fleet, 0, from), "Accepted publickey for deploy"),
+            2,
+            "a second bastion login after the restart"
+        );
+
+        // The hop's host key is checked like any host's: an unknown bastion key is refused,
+        // and the error names the hop.
+        let mut bad = spec.clone();
+        let empty = fleet.dir().join("empty_known_hosts");
+        std::fs::write(&empty, "").unwrap();
+        bad.known_hosts_files = vec![empty];
+        let e = Connector::new(isolated_config())
+            .connect(&bad)
+            .await
+            .err()
+            .expect("unknown bastion key")
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "via bastion deploy@127.0.0.1:{relay}: host key verification failed"
+            )),
+            "{e}"
+        );
+    });
 }
