@@ -14,6 +14,8 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-
 command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 command -v sudo >/dev/null 2>&1 || need_pkgs+=(sudo)
 command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
+command -v socat >/dev/null 2>&1 || need_pkgs+=(socat)       # test fleet relays, ProxyCommand tests
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)        # loopback of the hidden network
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"

@@ -45,6 +45,11 @@ pub struct UpArgs {
     /// sshd LogLevel (default INFO).
     #[arg(long = "sshd-log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Hide every host in a network namespace of its own, except that the first host (the
+    /// bastion) is relayed to 127.0.0.1; the inventory reaches the others with
+    /// `-o ProxyJump` through it.
+    #[arg(long = "behind-bastion")]
+    pub behind_bastion: bool,
 }
 
 impl FleetCommand {
@@ -71,6 +76,7 @@ impl FleetCommand {
                     sshd_options: a.sshd_options,
                     max_startups: a.max_startups,
                     log_level: a.log_level,
+                    behind_bastion: a.behind_bastion,
                 }))
             }
         }

@@ -841,6 +841,7 @@ impl Fleet {
     }
     /// OpenSSH `ssh` arguments (before the remote command) to log in to host `i` as `user`:
     /// fleet key only, strict host key checking against the fleet's known_hosts, batch mode.
+    /// A hidden host with a relay port is reached there; other hidden hosts need a proxy.
     pub fn ssh_args(&self, i: usize, user: &str) -> Vec<String> {
         let h = &self.hosts[i];
         vec![
@@ -859,7 +860,7 @@ impl Fleet {
             "-o".into(),
             "ConnectTimeout=10".into(),
             "-p".into(),
-            h.port.to_string(),
+            h.relay_port.unwrap_or(h.port).to_string(),
             "-l".into(),
             user.into(),
             h.addr().into(),

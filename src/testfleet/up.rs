@@ -29,6 +29,8 @@ pub struct UpConfig {
     pub sshd_options: Vec<String>,
     pub max_startups: Option<String>,
     pub log_level: Option<String>,
+    /// Every host hidden; the first one the bastion ([`super::FleetBuilder::relay_port`]).
+    pub behind_bastion: bool,
 }
 
 /// A JSON description of a running fleet (written to `DIR/fleet.json`).
@@ -43,6 +45,8 @@ pub fn describe(fleet: &Fleet) -> serde_json::Value {
             "name": h.name(),
             "address": h.addr(),
             "port": h.port(),
+            "hidden": h.is_hidden(),
+            "relay_port": h.relay_port(),
             "pid": h.pid(),
             "home_root": h.home_root(),
         })).collect::<Vec<_>>(),
@@ -78,6 +82,15 @@ pub fn run_up(cfg: UpConfig) -> Result<()> {
     }
     if let Some(l) = &cfg.log_level {
         b = b.log_level(l.clone());
+    }
+    if cfg.behind_bastion {
+        if cfg.hosts < 2 {
+            return Err(Error::Usage("--behind-bastion needs at least 2 hosts".into()));
+        }
+        b = b.relay_port(0);
+        for i in 1..cfg.hosts {
+            b = b.hidden(i);
+        }
     }
     let fleet = b.start()?;
 
