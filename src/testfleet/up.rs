@@ -85,7 +85,9 @@ pub fn run_up(cfg: UpConfig) -> Result<()> {
     }
     if cfg.behind_bastion {
         if cfg.hosts < 2 {
-            return Err(Error::Usage("--behind-bastion needs at least 2 hosts".into()));
+            return Err(Error::Usage(
+                "--behind-bastion needs at least 2 hosts".into(),
+            ));
         }
         b = b.relay_port(0);
         for i in 1..cfg.hosts {
