@@ -49,7 +49,7 @@ pub struct ConnSpec {
     /// `-o StrictHostKeyChecking`, `ansible_host_key_checking`; `None` means the default.
     pub host_key_policy: Option<HostKeyPolicy>,
     /// `-o ProxyJump`/`-J`, raw (`a,b`, `user@host:port`); connecting through it is the SSH
-    /// layer's business (`crate::ssh::proxy`).
+    /// layer's business (its `proxy` module).
     pub proxy_jump: Option<String>,
     /// `-o ProxyCommand`, raw (tokens unexpanded); `none` or absent: none.
     pub proxy_command: Option<String>,

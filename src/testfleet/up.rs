@@ -85,7 +85,7 @@ pub fn run_up(cfg: UpConfig) -> Result<()> {
     }
     if cfg.behind_bastion {
         if cfg.hosts < 2 {
-            return Err(Error::Usage(
+            return Err(FleetError::Setup(
                 "--behind-bastion needs at least 2 hosts".into(),
             ));
         }
