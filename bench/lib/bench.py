@@ -207,7 +207,7 @@ def bastion(ctx):
         "Host *\n"
         f"  User {USER}\n  IdentityFile {f.key}\n  IdentitiesOnly yes\n  IdentityAgent none\n"
         f"  UserKnownHostsFile {f.known_hosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
-        "  KexAlgorithms curve25519-sha256\n  ConnectTimeout 30\n"
+        "  KexAlgorithms curve25519-sha256\n  ConnectTimeout 120\n"
     )
     jump = f"{USER}@127.0.0.1:{relay}"
     keys = [(ctx.work / f"bastion_{x}", *keygen(ctx.work / f"bastion_{x}", f"bench-bastion-{x}")) for x in "AB"]
