@@ -3,7 +3,7 @@
 # hosts, measured in one run with the contenders alternating. Run as root on the test machine
 # (the fleet needs namespaces); loopback only. Not part of the test suite.
 #
-#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss,modules]
+#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss,modules,bastion]
 #                [--rss-runs R] [--rss-mib M] [--profile] [--no-build]
 #                [--results FILE | --no-results] [--keep-work]
 #
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-hosts=50 runs=3 only=rotation,replication,inventory,rss,modules rss_runs=1 rss_mib=1024
+hosts=50 runs=3 only=rotation,replication,inventory,rss,modules,bastion rss_runs=1 rss_mib=1024
 build=1 results=1 keep=0 profile=0 results_file=bench/RESULTS.md
 args_text="$*"
 while [ $# -gt 0 ]; do
@@ -44,7 +44,7 @@ done
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 work=$(mktemp -d /tmp/sshfleet-bench.XXXXXX)
-fleet_pid="" driver_pid=""
+fleet_pid="" bfleet_pid="" driver_pid=""
 stop_pid() { # PID: SIGTERM, wait up to 30 s, then SIGKILL
   local p=$1 i
   kill -0 "$p" 2>/dev/null || return 0
@@ -58,6 +58,7 @@ cleanup() {
   trap - EXIT INT TERM HUP
   [ -n "$driver_pid" ] && stop_pid "$driver_pid"
   [ -n "$fleet_pid" ] && stop_pid "$fleet_pid"
+  [ -n "$bfleet_pid" ] && stop_pid "$bfleet_pid"
   if [ "$keep" = 1 ] || { [ "$rc" != 0 ] && [ -d "$work/logs" ]; }; then
     log "work directory kept: $work (logs in $work/logs)"
   else
@@ -107,20 +108,38 @@ fi
 venv=$repo/target/venv
 
 
-log "starting a $hosts-host fleet in $work/fleet"
-"$bin" fleet up --hosts "$hosts" --dir "$work/fleet" </dev/null >"$work/fleet.log" 2>&1 &
-fleet_pid=$!
-for _ in $(seq 1 600); do
-  [ -e "$work/fleet/ready" ] && break
-  kill -0 "$fleet_pid" 2>/dev/null || { cat "$work/fleet.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -e "$work/fleet/ready" ] || { echo "fleet did not come up:" >&2; cat "$work/fleet.log" >&2; exit 1; }
-head -n1 "$work/fleet.log" >&2
+wait_ready() { # DIR LOG PID
+  for _ in $(seq 1 600); do
+    [ -e "$1/ready" ] && break
+    kill -0 "$3" 2>/dev/null || { cat "$2" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -e "$1/ready" ] || { echo "fleet did not come up:" >&2; cat "$2" >&2; exit 1; }
+  head -n1 "$2" >&2
+}
+fleet_dir=$work/fleet
+if [ "$only" != bastion ]; then
+  log "starting a $hosts-host fleet in $work/fleet"
+  "$bin" fleet up --hosts "$hosts" --dir "$work/fleet" </dev/null >"$work/fleet.log" 2>&1 &
+  fleet_pid=$!
+  wait_ready "$work/fleet" "$work/fleet.log" "$fleet_pid"
+fi
+bastion_arg=()
+if [[ ",$only," == *,bastion,* ]]; then
+  # N hidden hosts + the bastion; MaxStartups raised so the floor's parallel -J logins are
+  # never dropped (a floor with failed logins is not a floor).
+  log "starting $hosts hosts behind a bastion in $work/bfleet"
+  "$bin" fleet up --hosts "$((hosts + 1))" --behind-bastion --users deploy --max-startups 1000:30:1000 \
+    --dir "$work/bfleet" </dev/null >"$work/bfleet.log" 2>&1 &
+  bfleet_pid=$!
+  wait_ready "$work/bfleet" "$work/bfleet.log" "$bfleet_pid"
+  bastion_arg=(--bastion-fleet-dir "$work/bfleet")
+  [ "$only" = bastion ] && fleet_dir=$work/bfleet
+fi
 
 results_arg=()
 [ "$results" = 1 ] && results_arg=(--results "$(readlink -m "$results_file")")
-python3 "$repo/bench/lib/bench.py" --fleet-dir "$work/fleet" --work "$work" --sshfleet "$bin" \
+python3 "$repo/bench/lib/bench.py" --fleet-dir "$fleet_dir" "${bastion_arg[@]}" --work "$work" --sshfleet "$bin" \
   --venv "$venv" --repo "$repo" --runs "$runs" --rss-runs "$rss_runs" --rss-mib "$rss_mib" --only "$only" \
   --args-text "$args_text" "${results_arg[@]}" "${profile_arg[@]}" &
 driver_pid=$!

@@ -20,6 +20,8 @@ command -v sudo >/dev/null 2>&1 || need_pkgs+=(sudo)
 command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 # openssl passwd -6: the test fleet's per-host password hashes
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+command -v socat >/dev/null 2>&1 || need_pkgs+=(socat)       # test fleet relays, ProxyCommand tests
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)        # loopback of the hidden network
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
 command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)

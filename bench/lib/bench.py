@@ -11,6 +11,8 @@ Scenarios (issue 8), each measured in one run with the contenders alternating
   modules      (issue 17) sshfleet.fleet.authorized_key vs ansible.posix.authorized_key
                (pipelined), present + exclusive per host; plus a cold host cache and the
                short-name binary module; bytes sent to the hosts per task
+  bastion      sshfleet keys rotate of N hosts behind one bastion | floor: `ssh -J bastion host true`
+               twice per host in parallel (issue 15; a second fleet, `fleet up --behind-bastion`)
 Every rotation run starts from the same authorized_keys (reset through the fleet's files) and
 is checked to end with exactly the new key on every host; every replication run starts with
 empty destinations and is checked byte for byte. A wrong end state aborts the benchmark.
@@ -178,6 +180,86 @@ def rotation(ctx):
     sc.notes.append("each run starts from the fleet key alone (files reset directly) and rotates to key A or B, "
                     "alternating; after every sshfleet/Ansible run each host was checked to hold exactly the new key, and "
                     "its sshd log to show a login with the new key during the run (the new key was really proven)")
+    return sc
+
+
+# ---- bastion (issue 15) ----------------------------------------------------------------------
+
+
+def bastion(ctx):
+    """Rotation of N hosts hidden behind one bastion (`fleet up --behind-bastion`: the first host
+    is the bastion, relayed to the controller's loopback; the others live in a network namespace
+    the controller cannot reach). sshfleet carries every host over ONE bastion connection; the
+    OpenSSH floor is `ssh -J bastion host true` twice per host, all hosts in parallel (one bastion
+    login per ssh). The bastion's MaxStartups is raised (fleet up --max-startups) so no floor
+    login is dropped. sshd CPU here is the bastion's alone."""
+    if not ctx.a.bastion_fleet_dir:
+        raise BenchError("the bastion scenario needs --bastion-fleet-dir (bench/run.sh starts that fleet)")
+    f = Fleet(ctx.a.bastion_fleet_dir)
+    j = json.loads((f.dir / "fleet.json").read_text())
+    b_host = f.hosts[0]
+    relay = j["hosts"][0]["relay_port"]
+    f.hosts = f.hosts[1:]  # the hidden hosts: the ones rotated and checked
+    n = len(f.hosts)
+    sc = report.Scenario("bastion", f"Rotation of {USER}'s key on {n} hosts behind one bastion",
+                         ["sshfleet", "floor"], per_host_connections=2, hosts=n)
+    hosts_file = ctx.work / "bastion-hosts.txt"
+    f.write_hosts_file(hosts_file)
+    cfg = ctx.work / "bastion-ssh.cfg"
+    cfg.write_text(
+        "Host *\n"
+        f"  User {USER}\n  IdentityFile {f.key}\n  IdentitiesOnly yes\n  IdentityAgent none\n"
+        f"  UserKnownHostsFile {f.known_hosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
+        "  KexAlgorithms curve25519-sha256\n  ConnectTimeout 120\n"
+    )
+    jump = f"{USER}@127.0.0.1:{relay}"
+    keys = [(ctx.work / f"bastion_{x}", *keygen(ctx.work / f"bastion_{x}", f"bench-bastion-{x}")) for x in "AB"]
+    snap = f.snapshot_keys(USER)
+    argv = {
+        "sshfleet": lambda k: [ctx.bin, "-i", str(f.inventory), "keys", "rotate", "--new-key", str(k),
+                               "--user", USER, "--limit", f"fleet:!{b_host.name}"],
+        "floor": lambda k: [str(ctx.bench / "lib/floor.sh"), "jsweep", str(hosts_file), str(cfg), jump, "2"],
+    }
+    saved = ctx.sshds
+    ctx.sshds = measure.Sshds([b_host.pid])
+    blog = b_host.root / "sshd.log"
+    turn = 0
+    try:
+        # Warm-up (not measured): one floor sweep and one sshfleet ping through the bastion.
+        for i, c in enumerate([argv["floor"](None)[:-1] + ["1"], [ctx.bin, "-i", str(f.inventory), "ping"]]):
+            log = ctx.logs / f"bastion-warmup-{i}.log"
+            w = measure.run("warmup", c, env=ctx.env, cwd=ctx.work, sshds=ctx.sshds, log_path=log,
+                            timeout=ctx.a.timeout)
+            if w.rc != 0:
+                raise BenchError(f"bastion warm-up failed ({' '.join(c[:3])} ...):\n{report.tail(log)}")
+        for r in range(1, ctx.a.runs + 1):
+            for name in orders(sc.contenders, r - 1):
+                f.reset_keys(USER, snap)
+                key, pub, fp = keys[turn % 2]
+                if name != "floor":
+                    turn += 1
+                offsets = f.log_offsets()
+                b_off = blog.stat().st_size
+                ctx.run(sc, name, argv[name](key), r, note="" if name == "floor" else f"to key {key.name[-1]}")
+                with open(blog, "rb") as fh:
+                    fh.seek(b_off)
+                    logins = sum(1 for l in fh.read().decode(errors="replace").splitlines()
+                                 if "Accepted publickey for" in l)
+                sc.samples[name][-1].extra["note"] += f" (bastion logins: {logins})"
+                if name == "sshfleet":
+                    f.check_keys(USER, pub, f"{name} run {r}")
+                    f.check_new_key_login(offsets, USER, fp, f"{name} run {r}")
+                    if logins != 1:
+                        raise StateError(f"sshfleet run {r}: {logins} bastion logins, expected 1")
+                elif logins != 2 * n:
+                    raise StateError(f"floor run {r}: {logins} bastion logins, expected {2 * n}")
+    finally:
+        ctx.sshds = saved
+        f.reset_keys(USER, snap)
+    sc.notes.append("sshd CPU is the bastion's sshd alone (the hidden hosts' sshds do the same logins for both); "
+                    "every sshfleet run was checked to leave exactly the new key on every hidden host, with a "
+                    "new-key login in each host's sshd log, and to log in to the bastion once; every floor run "
+                    "to log in to the bastion twice per host")
     return sc
 
 
@@ -521,7 +603,7 @@ def modules(ctx):
 
 
 SCENARIOS = {"rotation": rotation, "replication": replication, "inventory": inventory, "rss": rss,
-             "modules": modules}
+             "modules": modules, "bastion": bastion}
 
 
 def warmup(ctx):
@@ -577,6 +659,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=1800, help="per command, seconds")
     ap.add_argument("--args-text", default="", help="the run.sh arguments, for RESULTS.md")
     ap.add_argument("--no-warmup", action="store_true")
+    ap.add_argument("--bastion-fleet-dir", help="a `fleet up --behind-bastion` fleet (scenario bastion)")
     ap.add_argument("--profile-bin", help="a symbolized sshfleet build: profile each sshfleet command once with perf")
     a = ap.parse_args()
     only = [x.strip() for x in a.only.split(",") if x.strip()]
@@ -594,7 +677,7 @@ def main():
     print(f"benchmark: {ctx.n} hosts, {a.runs} run(s), scenarios {','.join(only)}; logs in {ctx.logs}", flush=True)
     results = {}
     try:
-        if not a.no_warmup:
+        if not a.no_warmup and only != ["bastion"]:
             warmup(ctx)
         for key in only:
             print(f"== {key}", flush=True)

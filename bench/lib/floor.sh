@@ -6,6 +6,9 @@
 #   floor.sh sweep     HOSTS KEY KNOWN_HOSTS USER SWEEPS
 #       SWEEPS times, one after the other: `ssh HOST true` on every host at once, wait for all.
 #       Rotation floor = 2 sweeps (the two logins a rotation needs per host: old key, new key).
+#   floor.sh jsweep    HOSTS CONFIG JUMP SWEEPS
+#       As sweep, for hosts behind a bastion: `ssh -F CONFIG -J JUMP -p PORT 127.0.0.1 true` (the
+#       CONFIG gives both the bastion login and the host login their key, known_hosts, kex).
 #   floor.sh replicate HOSTS KEY KNOWN_HOSTS USER SRC_HOST DIR FILE...
 #       One connection to SRC_HOST streams `tar -C DIR -cf - FILE...` to the controller (held
 #       in a temp file), then one connection per other host at once unpacks that tar stream
@@ -46,6 +49,18 @@ case "$mode" in
         pids+=($!)
       done <"$hosts"
       wait_all "${pids[@]}" || { echo "floor: an ssh login failed in sweep $((s + 1))" >&2; exit 1; }
+    done
+    ;;
+  jsweep)
+    hosts=$1 cfg=$2 jump=$3 sweeps=$4
+    for ((s = 0; s < sweeps; s++)); do
+      pids=()
+      while read -r name port; do
+        [ -n "$name" ] || continue
+        (exec ssh -F "$cfg" -J "$jump" -p "$port" 127.0.0.1 true </dev/null) &
+        pids+=($!)
+      done <"$hosts"
+      wait_all "${pids[@]}" || { echo "floor: an ssh -J login failed in sweep $((s + 1))" >&2; exit 1; }
     done
     ;;
   replicate)

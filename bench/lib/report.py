@@ -130,6 +130,11 @@ def targets(scen):
         rows.append(("inventory", "≥ 20× faster than ansible-inventory --list", ratio(a, s), lambda v: v >= 20, "×"))
         rows.append(("inventory", "10,000 hosts listed in < 100 ms (issue 3)",
                      None if s is None else s * 1000, lambda v: v < 100, " ms"))
+    r = scen.get("bastion")
+    if r:
+        s, f = (r.med(n, "wall") for n in ("sshfleet", "floor"))
+        rows.append(("bastion", "≤ 0.5× the OpenSSH floor (ssh -J, one bastion connection per login)",
+                     ratio(s, f), lambda v: v <= 0.5, "×"))
     r = scen.get("rss")
     if r and "1 GiB" in r.title:
         rss = r.med("sshfleet", "maxrss_kib")

@@ -56,6 +56,11 @@ pub struct UpArgs {
     /// password there too (for `--become-method su`).
     #[arg(long = "sudo-password-host", value_name = "N")]
     pub sudo_password_hosts: Vec<usize>,
+    /// Hide every host in a network namespace of its own, except that the first host (the
+    /// bastion) is relayed to 127.0.0.1; the inventory reaches the others with
+    /// `-o ProxyJump` through it.
+    #[arg(long = "behind-bastion")]
+    pub behind_bastion: bool,
 }
 
 impl FleetCommand {
@@ -92,6 +97,7 @@ impl FleetCommand {
                     sshd_options: a.sshd_options,
                     max_startups: a.max_startups,
                     log_level: a.log_level,
+                    behind_bastion: a.behind_bastion,
                 }))
             }
         }

@@ -23,6 +23,7 @@ use crate::ops::expand::expand_path;
 use crate::ops::replicate::{FilesCommand, replicate, scan_source};
 use crate::ops::slurp;
 use crate::report::OutputMode;
+use crate::ssh::Connector;
 use crate::target::local::LocalTarget;
 use crate::target::{Target, TargetError};
 
@@ -81,6 +82,7 @@ pub fn outcome(r: &HostReport, diff: bool) -> HostOutcome {
 /// [`replicate`] `set` from `src` to `specs`, each destination's job run by the fleet runner,
 /// with `~`, `~user` and `$VAR` in `--dest` (and in `given`, the source paths as written when
 /// they are also the destination paths) expanded on each destination.
+#[allow(clippy::too_many_arguments)] // one call site per command; a struct would only rename them
 async fn fan_out_to_fleet<S: Target>(
     g: &Config,
     src: &S,
@@ -89,8 +91,8 @@ async fn fan_out_to_fleet<S: Target>(
     mut opts: CopyOptions,
     title: &str,
     given: Option<Vec<String>>,
+    connector: Connector,
 ) -> ExitCode {
-    let connector = g.connector();
     // The bar counts bytes: every destination is expected to need the whole source until
     // it knows better.
     let whole: u64 = set.files.iter().map(|f| f.size).sum();
@@ -206,7 +208,19 @@ fn run_replicate(
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
-        let code = fan_out_to_fleet(g, src, set, specs, opts, "replicate", given).await;
+        let code = fan_out_to_fleet(
+            g,
+            src,
+            set,
+            specs,
+            opts,
+            "replicate",
+            given,
+            // The source's connector: a bastion in front of source and destinations is
+            // logged in to once.
+            ctx.connector().clone(),
+        )
+        .await;
         ctx.close().await;
         Ok(code)
     })
@@ -249,7 +263,7 @@ fn run_copy(g: &Config, pattern: &str, sources: &[String], opts: &CopyOptions) -
         for w in &warnings {
             eprintln!("[WARNING]: {w}");
         }
-        Ok(fan_out_to_fleet(g, &here, set, specs, opts, "copy", None).await)
+        Ok(fan_out_to_fleet(g, &here, set, specs, opts, "copy", None, g.connector()).await)
     })
 }
 

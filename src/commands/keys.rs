@@ -14,6 +14,7 @@
 //! (as that user, without become unless the rotated user is the login user).
 
 pub mod edit;
+pub mod hops;
 pub mod rotate;
 pub mod source;
 

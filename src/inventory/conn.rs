@@ -745,6 +745,26 @@ mod tests {
     }
 
     #[test]
+    fn proxyjump_and_proxycommand_first_one_wins() {
+        let spec = |args: &str| {
+            ConnSpec::from_vars("h", &vars(json!({"ansible_ssh_common_args": args}))).unwrap()
+        };
+        let s = spec("-o 'ProxyCommand socat - UNIX-CONNECT:/run/%h.sock' -J b1");
+        assert_eq!(
+            s.proxy_command.as_deref(),
+            Some("socat - UNIX-CONNECT:/run/%h.sock")
+        );
+        assert_eq!(s.proxy_jump, None);
+        let s = spec("-J u@b1:2200,b2 -o ProxyCommand=nc\\ %h\\ %p");
+        assert_eq!(s.proxy_jump.as_deref(), Some("u@b1:2200,b2"));
+        assert_eq!(s.proxy_command, None);
+        let s = spec("-o ProxyCommand=none -o ProxyJump=b1");
+        assert_eq!((s.proxy_jump, s.proxy_command), (None, None));
+        let s = spec("-o ProxyJump=none -o ProxyCommand=x");
+        assert_eq!((s.proxy_jump, s.proxy_command), (None, None));
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_port": "x"}))).is_err());
         assert!(ConnSpec::from_vars("h", &vars(json!({"ansible_port": 70000}))).is_err());

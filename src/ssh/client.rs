@@ -12,6 +12,10 @@
 //! is checked in the handler *before* any authentication is sent. Authentication order: the
 //! spec's key files, then the agent, then the default `~/.ssh/id_*` (only when the spec names
 //! no key), or exactly one key for [`Connector::connect_with_key`].
+//!
+//! A spec with `ProxyJump`/`ProxyCommand` gets its byte stream from [`super::proxy`] instead
+//! of TCP (a direct-tcpip channel of the shared hop session, or a child's stdio); everything
+//! else (host key check, retries, authentication) is the same.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -26,6 +30,7 @@ use russh::{ChannelMsg, Preferred};
 
 use super::keys::KeyStore;
 use super::known_hosts::{self, KnownHosts, Verdict};
+use super::proxy::{self, Bastion, Bastions, HopResolver, Keep, Route, Transport};
 use super::{AgentSource, HostKeyError, SshConfig, SshError};
 use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
 use crate::target::CommandOutput;
@@ -182,6 +187,9 @@ pub struct Session {
     pub user: String,
     /// How long connecting and authenticating took.
     pub timing: ConnectTiming,
+    /// What the transport needs alive (the hop session, the ProxyCommand child); dropped
+    /// after `handle`.
+    _keep: Option<Keep>,
 }
 
 /// Where a connection's setup time went (shown per host with `-v`).
@@ -314,6 +322,12 @@ struct Inner {
     keys: KeyStore,
     known: Mutex<HashMap<Vec<PathBuf>, Arc<KnownHosts>>>,
     learned: Learned,
+    /// `ProxyJump` hop → login spec (see [`HopResolver`]).
+    hop_resolver: HopResolver,
+    /// The shared hop sessions (used when `hops_via` is None).
+    bastions: Bastions,
+    /// Another connector whose hop sessions (and hop credentials) this one uses.
+    hops_via: Option<Connector>,
 }
 
 /// Opens [`Session`]s. One per run, shared by every host job (clone is cheap): it owns the
@@ -325,6 +339,24 @@ pub struct Connector {
 
 impl Connector {
     pub fn new(cfg: SshConfig) -> Self {
+        Self::build(cfg, Arc::new(proxy::inherit_from_target), None)
+    }
+
+    /// A connector whose `ProxyJump` hops are logged in to with the spec `hop_resolver`
+    /// gives (the OpenSSH configuration resolver plugs in here; see [`HopResolver`]).
+    pub fn with_hop_resolver(cfg: SshConfig, hop_resolver: HopResolver) -> Self {
+        Self::build(cfg, hop_resolver, None)
+    }
+
+    /// A connector with its own settings (keys, agent) for targets that reaches them through
+    /// `other`'s hop sessions, logged in with `other`'s settings: a rotation's verification
+    /// login goes through the very bastion connection the normal one uses.
+    pub fn sharing_hops_with(cfg: SshConfig, other: &Connector) -> Self {
+        let root = other.hops_root().clone();
+        Self::build(cfg, root.inner.hop_resolver.clone(), Some(root))
+    }
+
+    fn build(cfg: SshConfig, hop_resolver: HopResolver, hops_via: Option<Connector>) -> Self {
         Connector {
             inner: Arc::new(Inner {
                 keys: KeyStore::new(cfg.passphrase_env.clone(), cfg.interactive),
@@ -332,8 +364,63 @@ impl Connector {
                 endpoints: Mutex::default(),
                 known: Mutex::default(),
                 learned: Arc::default(),
+                hop_resolver,
+                bastions: Bastions::default(),
+                hops_via,
             }),
         }
+    }
+
+    /// The connector that owns (and logs in to) the hop sessions.
+    fn hops_root(&self) -> &Connector {
+        self.inner.hops_via.as_ref().unwrap_or(self)
+    }
+
+    /// The login specs of every `ProxyJump` hop on the way to `spec`, outermost first.
+    pub fn hop_specs(&self, spec: &ConnSpec) -> Result<Vec<ConnSpec>, SshError> {
+        proxy::hop_specs(&self.inner.hop_resolver, spec).map_err(|e| SshError::Proxy {
+            addr: format!("{}:{}", spec.address, spec.port),
+            msg: e.to_string(),
+        })
+    }
+
+    /// Close the shared hop sessions (best effort; the end of a run).
+    pub async fn close_hops(&self) {
+        for b in self.hops_root().inner.bastions.drain() {
+            if let Some(proxy::HopState::Open(s)) = b.session.lock().await.take() {
+                s.close().await;
+            }
+        }
+    }
+
+    /// The authenticated session of hop `b`: opened on first use, reopened when it has
+    /// dropped; a failure to open it is remembered (every host behind it gets it at once).
+    fn hop_session<'a>(
+        &'a self,
+        b: &'a Bastion,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Arc<Session>, SshError>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let mut st = b.session.lock().await;
+            match &*st {
+                Some(proxy::HopState::Open(s)) if !s.is_closed() => return Ok(s.clone()),
+                Some(proxy::HopState::Failed(e)) => return Err(e.clone()),
+                _ => {}
+            }
+            match self.hops_root().connect(&b.spec).await {
+                Ok(s) => {
+                    let s = Arc::new(s);
+                    *st = Some(proxy::HopState::Open(s.clone()));
+                    Ok(s)
+                }
+                Err(e) => {
+                    let e = proxy::via(&b.label, e);
+                    *st = Some(proxy::HopState::Failed(e.clone()));
+                    Err(e)
+                }
+            }
+        })
     }
 
     pub fn config(&self) -> &SshConfig {
@@ -342,13 +429,27 @@ impl Connector {
 
     /// Connect and authenticate with the spec's keys, the agent, then the default keys.
     pub async fn connect(&self, spec: &ConnSpec) -> Result<Session, SshError> {
-        self.connect_inner(spec, AuthMode::Default).await
+        self.connect_inner(spec, AuthMode::Default, spec).await
     }
 
     /// Connect and authenticate offering **only** `key` (no agent, no other file). Used to
     /// prove that a new key works before old ones are removed.
     pub async fn connect_with_key(&self, spec: &ConnSpec, key: &Path) -> Result<Session, SshError> {
-        self.connect_inner(spec, AuthMode::OnlyKey(key)).await
+        self.connect_inner(spec, AuthMode::OnlyKey(key), spec).await
+    }
+
+    /// [`Self::connect_with_key`] to `spec` through the proxy route (`ProxyJump` hops with
+    /// their credentials, or `ProxyCommand`) that `normal` — the host's normal connection
+    /// spec — takes: the proof that a new key works goes the same way as the normal login,
+    /// through the same shared bastion session, even when `spec` offers other keys.
+    pub async fn connect_with_key_routed(
+        &self,
+        spec: &ConnSpec,
+        key: &Path,
+        normal: &ConnSpec,
+    ) -> Result<Session, SshError> {
+        self.connect_inner(spec, AuthMode::OnlyKey(key), normal)
+            .await
     }
 
     fn known_hosts(&self, files: &[PathBuf]) -> Result<Arc<KnownHosts>, SshError> {
@@ -365,21 +466,32 @@ impl Connector {
         &self,
         spec: &ConnSpec,
         auth: AuthMode<'_>,
+        route_spec: &ConnSpec,
     ) -> Result<Session, SshError> {
         let cfg = &self.inner.cfg;
         let addr = format!("{}:{}", spec.address, spec.port);
-        if let Some(j) = &spec.proxy_jump {
-            return Err(SshError::Connect {
-                addr,
-                msg: format!("ProxyJump ({j}) is not supported"),
-            });
-        }
-        if let Some(c) = &spec.proxy_command {
-            return Err(SshError::Connect {
-                addr,
-                msg: format!("ProxyCommand ({c}) is not supported"),
-            });
-        }
+        let route = proxy::route_of(route_spec).map_err(|e| SshError::Proxy {
+            addr: addr.clone(),
+            msg: e.to_string(),
+        })?;
+        // Through a hop: its shared session, and a place in its queue of opens.
+        let (via, hop_slot) =
+            match &route {
+                Route::Jump(hops) => {
+                    let root = self.hops_root();
+                    let hop = proxy::last_hop_spec(&root.inner.hop_resolver, hops, route_spec);
+                    let b = root
+                        .inner
+                        .bastions
+                        .entry(&hop, root.inner.cfg.max_opens_per_bastion);
+                    let slot =
+                        b.opens.clone().acquire_owned().await.map_err(|_| {
+                            SshError::Protocol(format!("{addr}: connector shut down"))
+                        })?;
+                    (Some(b), Some(slot))
+                }
+                _ => (None, None),
+            };
         let timeout = spec.connect_timeout.unwrap_or(cfg.connect_timeout);
         let policy = spec.host_key_policy.unwrap_or(cfg.default_policy);
         let user = spec
@@ -416,12 +528,24 @@ impl Connector {
         };
         let config = Arc::new(self.client_config(&known, spec, &lookup_name));
         let started = Instant::now();
+        let transport = match (&route, &via) {
+            (Route::Jump(_), Some(b)) => Via::Hop(b),
+            (Route::Command(c), _) => Via::Command {
+                cmd: proxy::expand_proxy_command(c, &spec.address, spec.port, &user, &spec.address)
+                    .map_err(|e| SshError::Proxy {
+                        addr: addr.clone(),
+                        msg: e.to_string(),
+                    })?,
+            },
+            _ => Via::Tcp,
+        };
         let Handshake {
             mut handle,
             slot,
             deadline,
+            keep,
         } = self
-            .handshake(spec, &addr, config, handler, timeout)
+            .handshake(spec, &addr, config, handler, timeout, &transport)
             .await?;
         let connected = Instant::now();
         let remaining = deadline
@@ -438,6 +562,7 @@ impl Connector {
         })??;
         // Authenticated: sshd no longer counts us against MaxStartups.
         drop(slot);
+        drop(hop_slot);
         Ok(Session {
             handle,
             host: spec.name.clone(),
@@ -447,6 +572,7 @@ impl Connector {
                 connect: connected - started,
                 auth: connected.elapsed(),
             },
+            _keep: keep,
         })
     }
 
@@ -537,8 +663,12 @@ impl Connector {
         config: Arc<client::Config>,
         handler: impl Fn() -> ClientHandler,
         timeout: Duration,
+        transport: &Via<'_>,
     ) -> Result<Handshake, SshError> {
-        let slots = self.endpoint(addr);
+        let slots = match transport {
+            Via::Hop(b) => self.endpoint(&format!("{addr} via {}", b.label)),
+            _ => self.endpoint(addr),
+        };
         let mut schedule = RetrySchedule::new(self.inner.cfg.retry_window(timeout));
         let started = Instant::now();
         let mut queued = Duration::ZERO;
@@ -549,22 +679,39 @@ impl Connector {
                 .acquire_owned()
                 .await
                 .map_err(|_| SshError::Protocol(format!("{addr}: connector shut down")))?;
+            // The hop session (opened or reopened here; not counted in this attempt's time).
+            let hop = match transport {
+                Via::Hop(b) => {
+                    let t = Instant::now();
+                    let s = self.hops_root().hop_session(b).await?;
+                    queued += t.elapsed();
+                    Some((*b, s))
+                }
+                _ => None,
+            };
             queued += t.elapsed();
             let deadline = Instant::now() + timeout;
             let attempt = async {
-                match tokio::net::TcpStream::connect((spec.address.as_str(), spec.port)).await {
-                    Err(e) => Err((e.to_string(), Transience::of_connect(&e))),
-                    Ok(sock) => {
-                        let _ = sock.set_nodelay(true);
-                        match client::connect_stream(config.clone(), sock, handler()).await {
-                            Ok(h) => Ok(h),
-                            Err(HandlerError::HostKey(e)) => {
-                                Err((e.to_string(), Transience::Fatal(e.into())))
-                            }
-                            Err(HandlerError::Russh(e)) => {
-                                Err((describe(&e), Transience::of_handshake(&e)))
+                let (stream, mut keep) = self.open_stream(spec, transport, hop.as_ref()).await?;
+                match client::connect_stream(config.clone(), stream, handler()).await {
+                    Ok(h) => Ok((h, keep)),
+                    Err(HandlerError::HostKey(e)) => {
+                        Err((e.to_string(), Transience::Fatal(e.into())))
+                    }
+                    Err(HandlerError::Russh(e)) => {
+                        let mut msg = describe(&e);
+                        let mut t = Transience::of_handshake(&e);
+                        if let Some(Keep::Child(c)) = keep.as_mut() {
+                            // A ProxyCommand that died is not sshd throttling us.
+                            if let Some(status) = c.exited().await {
+                                t = Transience::Permanent;
+                                msg = format!(
+                                    "ProxyCommand exited ({status}) during the handshake: {}",
+                                    c.stderr_tail()
+                                );
                             }
                         }
+                        Err((msg, t))
                     }
                 }
             };
@@ -575,11 +722,12 @@ impl Connector {
                         secs: timeout.as_secs(),
                     });
                 }
-                Ok(Ok(handle)) => {
+                Ok(Ok((handle, keep))) => {
                     return Ok(Handshake {
                         handle,
                         slot,
                         deadline,
+                        keep,
                     });
                 }
                 Ok(Err(e)) => e,
@@ -607,6 +755,66 @@ impl Connector {
                     });
                 }
             }
+        }
+    }
+
+    /// The byte stream of one attempt: TCP, a direct-tcpip channel of the hop session, or a
+    /// ProxyCommand's stdio.
+    async fn open_stream(
+        &self,
+        spec: &ConnSpec,
+        transport: &Via<'_>,
+        hop: Option<&(&Arc<Bastion>, Arc<Session>)>,
+    ) -> Result<(Box<dyn Transport>, Option<Keep>), (String, Transience)> {
+        match (transport, hop) {
+            (Via::Hop(_), Some((b, s))) => {
+                match s
+                    .handle
+                    .channel_open_direct_tcpip(
+                        spec.address.clone(),
+                        spec.port as u32,
+                        "127.0.0.1",
+                        0,
+                    )
+                    .await
+                {
+                    Ok(ch) => Ok((Box::new(ch.into_stream()), Some(Keep::Hop(s.clone())))),
+                    Err(e) => {
+                        let t = match &e {
+                            // The hop could not reach the target: like a refused TCP connect.
+                            russh::Error::ChannelOpenFailure(
+                                russh::ChannelOpenFailure::ConnectFailed,
+                            ) => Transience::Refused,
+                            // The hop refused otherwise: final.
+                            russh::Error::ChannelOpenFailure(_) => Transience::Permanent,
+                            // The hop session is gone (or going): the next attempt reopens it.
+                            _ => Transience::Dropped,
+                        };
+                        Err((
+                            format!(
+                                "the bastion {} could not open a channel to it: {}",
+                                b.label,
+                                proxy::channel_refusal(&e)
+                            ),
+                            t,
+                        ))
+                    }
+                }
+            }
+            (Via::Command { cmd }, _) => match proxy::spawn_command(cmd) {
+                Ok((stream, child)) => Ok((Box::new(stream), Some(Keep::Child(child)))),
+                Err(e) => Err((
+                    format!("cannot run ProxyCommand {cmd:?}: {e}"),
+                    Transience::Permanent,
+                )),
+            },
+            _ => match tokio::net::TcpStream::connect((spec.address.as_str(), spec.port)).await {
+                Err(e) => Err((e.to_string(), Transience::of_connect(&e))),
+                Ok(sock) => {
+                    let _ = sock.set_nodelay(true);
+                    Ok((Box::new(sock), None))
+                }
+            },
         }
     }
 
@@ -838,6 +1046,18 @@ struct Handshake {
     handle: client::Handle<ClientHandler>,
     slot: tokio::sync::OwnedSemaphorePermit,
     deadline: Instant,
+    keep: Option<Keep>,
+}
+
+/// Where an attempt's byte stream comes from.
+enum Via<'a> {
+    Tcp,
+    /// A direct-tcpip channel of this hop's shared session.
+    Hop(&'a Arc<Bastion>),
+    /// This ProxyCommand (tokens expanded).
+    Command {
+        cmd: String,
+    },
 }
 
 /// Attempts to make on a refused TCP connect: nothing listens (or sshd is restarting), so a

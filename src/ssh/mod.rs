@@ -15,6 +15,8 @@
 //!   within [`SshConfig::retry_window`] when sshd drops bursts (`MaxStartups`), host-key policy, then authentication in OpenSSH's order (explicit key
 //!   files, agent, default `~/.ssh/id_*`), or with exactly one key
 //!   ([`Connector::connect_with_key`]).
+//! - [`proxy`]: `ProxyJump` (direct-tcpip over one shared session per bastion) and
+//!   `ProxyCommand` (a child's stdio) transports.
 //!
 //! - [`target`]: [`target::SshTarget`], the [`crate::target::Target`] over one session
 //!   (become, SFTP, atomic writes).
@@ -29,6 +31,7 @@ pub mod client;
 pub mod escalate;
 pub mod keygen;
 pub mod keys;
+pub mod proxy;
 pub mod target;
 
 use std::path::PathBuf;
@@ -116,6 +119,12 @@ pub struct SshConfig {
     /// dropping a burst; the slot is released as soon as authentication completes.
     /// `SSHFLEET_HANDSHAKES_PER_ENDPOINT` overrides; at least 1.
     pub max_handshakes_per_endpoint: usize,
+    /// At most this many hosts behind one `ProxyJump` hop are between opening their
+    /// direct-tcpip channel and the end of their authentication at once (the rest queue
+    /// without their connect timeout running), so one bastion connection carrying a whole
+    /// fleet does not flood the bastion (its CPU, the hidden hosts' `MaxStartups`).
+    /// `SSHFLEET_OPENS_PER_BASTION` overrides; at least 1.
+    pub max_opens_per_bastion: usize,
 }
 
 impl SshConfig {
@@ -166,6 +175,11 @@ impl SshConfig {
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .filter(|&n| n > 0)
                 .unwrap_or(DEFAULT_HANDSHAKES_PER_ENDPOINT),
+            max_opens_per_bastion: std::env::var("SSHFLEET_OPENS_PER_BASTION")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(DEFAULT_OPENS_PER_BASTION),
         }
     }
 
@@ -183,6 +197,9 @@ pub const DEFAULT_MIN_RETRY_WINDOW: Duration = Duration::from_secs(30);
 /// Default [`SshConfig::max_handshakes_per_endpoint`]: below sshd's default `MaxStartups`
 /// start value (10).
 pub const DEFAULT_HANDSHAKES_PER_ENDPOINT: usize = 8;
+
+/// Default [`SshConfig::max_opens_per_bastion`].
+pub const DEFAULT_OPENS_PER_BASTION: usize = 32;
 
 /// The controller's user name (`$USER`, else the passwd entry of our uid).
 pub fn current_user() -> String {
@@ -281,6 +298,12 @@ pub enum SshError {
     Key { path: String, msg: String },
     #[error("ssh: {0}")]
     Protocol(String),
+    /// A failure on the way: logging in to a `ProxyJump` hop, or its direct-tcpip channel.
+    #[error("via bastion {hop}: {source}")]
+    Hop { hop: String, source: Box<SshError> },
+    /// A `ProxyJump`/`ProxyCommand` setting that cannot be used, or a ProxyCommand that died.
+    #[error("Failed to connect to the host via ssh: {addr}: {msg}")]
+    Proxy { addr: String, msg: String },
 }
 
 impl From<HostKeyError> for SshError {

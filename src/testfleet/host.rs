@@ -48,6 +48,8 @@ pub struct HostPaths {
     /// sshd's LogLevel is below INFO, so "Server listening" is never logged: readiness is a
     /// LISTEN socket on the port in `/proc/net/tcp` instead.
     pub quiet_log: bool,
+    /// Run in the fleet's hidden network namespace instead of the controller's.
+    pub netns: Option<super::net::HiddenNet>,
 }
 
 /// A started host process.
@@ -78,7 +80,7 @@ pub enum Poll {
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Run `f` on the process-wide spawner thread (see the module doc for why).
-fn on_spawner_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) fn on_spawner_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     let tx = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
@@ -153,6 +155,9 @@ pub fn spawn(paths: &HostPaths) -> Result<(Child, u64), FleetError> {
     .env("LANG", "C.UTF-8")
     // Own process group: a terminal's Ctrl-C reaches only the owner, which tears down.
     .process_group(0);
+    if let Some(n) = &paths.netns {
+        n.enter_on_exec(&mut cmd);
+    }
     // SAFETY: the closure only makes async-signal-safe syscalls (prctl, getppid, unshare,
     // mount) on data prepared before fork; it allocates nothing.
     unsafe {
@@ -235,7 +240,9 @@ impl Pending {
 pub fn poll(name: &str, paths: &HostPaths, port: u16, p: &mut Pending) -> Result<Poll, FleetError> {
     let text = read_from(&paths.log, p.offset);
     let listening = if paths.quiet_log {
-        std::fs::read_to_string("/proc/net/tcp").is_ok_and(|t| proc_net_tcp_listens(&t, port))
+        // The host's own network namespace (the hidden one, for hidden hosts).
+        std::fs::read_to_string(format!("/proc/{}/net/tcp", p.child.id()))
+            .is_ok_and(|t| proc_net_tcp_listens(&t, port))
     } else {
         text.contains("Server listening on ")
     };

@@ -69,6 +69,7 @@
 
 pub mod etc;
 pub mod host;
+pub mod net;
 pub mod procs;
 pub mod render;
 pub mod system;
@@ -138,6 +139,9 @@ pub struct FleetBuilder {
     no_authorized_keys: Vec<(usize, String)>,
     host_certs: Vec<(usize, HostCert)>,
     user_cas: Vec<(usize, PathBuf)>,
+    hidden: Vec<usize>,
+    relay_sockets: Vec<usize>,
+    relay_ports: Vec<usize>,
 }
 
 /// A host certificate to issue at start (`ssh-keygen -s CA -h -n PRINCIPALS -V VALIDITY`) and
@@ -174,6 +178,9 @@ impl Default for FleetBuilder {
             no_authorized_keys: Vec::new(),
             host_certs: Vec::new(),
             user_cas: Vec::new(),
+            hidden: Vec::new(),
+            relay_sockets: Vec::new(),
+            relay_ports: Vec::new(),
         }
     }
 }
@@ -269,6 +276,38 @@ impl FleetBuilder {
         self.inventory_user = u.into();
         self
     }
+    /// Run host `i` (0-based) in the fleet's hidden network: a network namespace of its own
+    /// with only its own loopback, which the controller cannot reach (see [`net`]). Its
+    /// [`FleetHost::port`] is a port on *that* loopback. Reach it through a hidden host with a
+    /// [`Self::relay_port`] (a bastion: `ProxyJump`), or a [`Self::relay_socket`]
+    /// (`ProxyCommand socat - UNIX-CONNECT:PATH`).
+    pub fn hidden(mut self, i: usize) -> Self {
+        if !self.hidden.contains(&i) {
+            self.hidden.push(i);
+        }
+        self
+    }
+    /// Hidden host `i` gets a unix socket relay to its sshd ([`FleetHost::relay_socket`]).
+    pub fn relay_socket(mut self, i: usize) -> Self {
+        self = self.hidden(i);
+        if !self.relay_sockets.contains(&i) {
+            self.relay_sockets.push(i);
+        }
+        self
+    }
+    /// Hidden host `i` is reachable from the controller at 127.0.0.1:[`FleetHost::relay_port`]
+    /// (through a unix socket relay: the bastion of the hidden hosts). The fleet's
+    /// known_hosts lists its key under that port too, and the fleet's inventory reaches it
+    /// there; when exactly one host has a relay port, the inventory reaches every other
+    /// hidden host with `-o ProxyJump` through it (hosts with only a relay socket, with
+    /// `-o ProxyCommand`).
+    pub fn relay_port(mut self, i: usize) -> Self {
+        self = self.relay_socket(i);
+        if !self.relay_ports.contains(&i) {
+            self.relay_ports.push(i);
+        }
+        self
+    }
     /// On host `host` (0-based), `user` (or `root`) has this password in the host's own
     /// `/etc/shadow` (for password logins add `PasswordAuthentication yes` with
     /// [`Self::sshd_option`]; sudo and su check it too).
@@ -319,6 +358,8 @@ pub struct FleetHost {
     paths: HostPaths,
     host_key_pub: String,
     state: Mutex<HostState>,
+    relay_socket: Option<PathBuf>,
+    relay_port: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -336,7 +377,20 @@ impl FleetHost {
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// Always 127.0.0.1.
+    /// Whether the host runs in the fleet's hidden network (see [`FleetBuilder::hidden`]).
+    pub fn is_hidden(&self) -> bool {
+        self.paths.netns.is_some()
+    }
+    /// The unix socket relayed to this hidden host's sshd ([`FleetBuilder::relay_socket`]).
+    pub fn relay_socket(&self) -> Option<&Path> {
+        self.relay_socket.as_deref()
+    }
+    /// The controller-side 127.0.0.1 port relayed to this hidden host's sshd
+    /// ([`FleetBuilder::relay_port`]).
+    pub fn relay_port(&self) -> Option<u16> {
+        self.relay_port
+    }
+    /// Always 127.0.0.1 (for a hidden host, the hidden network's own loopback).
     pub fn addr(&self) -> &'static str {
         "127.0.0.1"
     }
@@ -449,6 +503,9 @@ pub struct Fleet {
     hosts: Vec<FleetHost>,
     start_timeout: Duration,
     started_in: Duration,
+    /// The hidden network (when any host is hidden) and its relays.
+    net: Option<net::HiddenNet>,
+    relays: Mutex<Vec<net::Relay>>,
 }
 
 /// A spot for one host's files, prepared before its sshd starts.
@@ -507,7 +564,15 @@ impl Fleet {
             hosts: Vec::new(),
             start_timeout: b.start_timeout,
             started_in: Duration::ZERO,
+            net: None,
+            relays: Mutex::new(Vec::new()),
         };
+        if let Some(&i) = b.hidden.iter().find(|&&i| i >= b.hosts) {
+            return Err(FleetError::NoSuchHost(i));
+        }
+        if !b.hidden.is_empty() {
+            fleet.net = Some(net::HiddenNet::create()?);
+        }
         let client_key = dir.join("id_ed25519");
         keygen(&client_key, "sshfleet-testfleet-client")?.wait_ok(&client_key)?;
         let client_pub = read(&dir.join("id_ed25519.pub"))?;
@@ -560,6 +625,11 @@ impl Fleet {
                     etc: etc::binds(&hdir),
                     quiet_log: ["QUIET", "FATAL", "ERROR"]
                         .contains(&b.log_level.to_ascii_uppercase().as_str()),
+                    netns: if b.hidden.contains(&i) {
+                        fleet.net.clone()
+                    } else {
+                        None
+                    },
                 },
                 dir: hdir,
                 name,
@@ -742,25 +812,29 @@ impl Fleet {
                 paths: p.paths,
                 host_key_pub: p.host_key_pub,
                 state: Mutex::new(state),
+                relay_socket: None,
+                relay_port: None,
             });
         }
         if let Some(e) = failure {
             return Err(e);
         }
+        fleet.start_relays(&b)?;
 
         let known: String = fleet
             .hosts
             .iter()
-            .map(|h| render::known_hosts_line(h.port, &h.host_key_pub))
+            .flat_map(|h| {
+                let mut v = vec![render::known_hosts_line(h.port, &h.host_key_pub)];
+                if let Some(p) = h.relay_port {
+                    v.push(render::known_hosts_line(p, &h.host_key_pub));
+                }
+                v
+            })
             .collect();
         write_file(&fleet.known_hosts(), known.as_bytes(), 0o644)?;
-        let names: Vec<(String, u16)> = fleet
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), h.port))
-            .collect();
         let inv = render::inventory(
-            &names,
+            &fleet.inventory_hosts(),
             &render::InventoryVars {
                 user: &fleet.inventory_user,
                 private_key: &fleet.client_key(),
@@ -771,6 +845,80 @@ impl Fleet {
         write_file(&fleet.inventory(), inv.as_bytes(), 0o644)?;
         fleet.started_in = t0.elapsed();
         Ok(fleet)
+    }
+
+    /// The unix socket and TCP relays of hidden hosts (after every host listens).
+    fn start_relays(&mut self, b: &FleetBuilder) -> Result<(), FleetError> {
+        let Some(hidden) = self.net.clone() else {
+            return Ok(());
+        };
+        for &i in &b.relay_sockets {
+            let h = &self.hosts[i];
+            let sock = net::socket_path(&self.dir, &h.name);
+            let r = net::Relay::unix_to_port(&hidden, &sock, h.port)?;
+            self.relays
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(r);
+            self.hosts[i].relay_socket = Some(sock);
+        }
+        for &i in &b.relay_ports {
+            let sock = self.hosts[i]
+                .relay_socket
+                .clone()
+                .expect("relay socket first");
+            let mut attempt = 0;
+            let (port, r) = loop {
+                let port = pick_ports(1)?[0];
+                match net::Relay::port_to_unix(port, &sock) {
+                    Ok(r) => break (port, r),
+                    Err(_) if attempt < 5 => attempt += 1,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.relays
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(r);
+            self.hosts[i].relay_port = Some(port);
+        }
+        Ok(())
+    }
+
+    /// How the fleet's inventory reaches each host (see [`FleetBuilder::relay_port`]).
+    fn inventory_hosts(&self) -> Vec<render::InventoryHost> {
+        let bastions: Vec<u16> = self.hosts.iter().filter_map(|h| h.relay_port).collect();
+        self.hosts
+            .iter()
+            .map(|h| {
+                let (port, via) = match (h.is_hidden(), h.relay_port, &h.relay_socket) {
+                    (false, _, _) => (h.port, render::Via::Direct),
+                    (true, Some(p), _) => (p, render::Via::Direct),
+                    (true, None, _) if bastions.len() == 1 => (
+                        h.port,
+                        render::Via::Jump(format!(
+                            "{}@127.0.0.1:{}",
+                            self.inventory_user, bastions[0]
+                        )),
+                    ),
+                    (true, None, Some(sock)) => (
+                        h.port,
+                        render::Via::Command(format!("socat - UNIX-CONNECT:{}", sock.display())),
+                    ),
+                    (true, None, None) => (h.port, render::Via::Direct),
+                };
+                render::InventoryHost {
+                    name: h.name.clone(),
+                    port,
+                    via,
+                }
+            })
+            .collect()
+    }
+
+    /// The hidden network's namespace inode (when any host is hidden).
+    pub fn hidden_net_inode(&self) -> Option<u64> {
+        self.net.as_ref().map(|n| n.inode)
     }
 
     /// The fleet directory.
@@ -818,6 +966,7 @@ impl Fleet {
     }
     /// OpenSSH `ssh` arguments (before the remote command) to log in to host `i` as `user`:
     /// fleet key only, strict host key checking against the fleet's known_hosts, batch mode.
+    /// A hidden host with a relay port is reached there; other hidden hosts need a proxy.
     pub fn ssh_args(&self, i: usize, user: &str) -> Vec<String> {
         let h = &self.hosts[i];
         vec![
@@ -836,7 +985,7 @@ impl Fleet {
             "-o".into(),
             "ConnectTimeout=10".into(),
             "-p".into(),
-            h.port.to_string(),
+            h.relay_port.unwrap_or(h.port).to_string(),
             "-l".into(),
             user.into(),
             h.addr().into(),
@@ -939,6 +1088,11 @@ impl Fleet {
     }
 
     fn teardown(&mut self) {
+        // Relays first (nothing new gets in), then the hosts.
+        self.relays
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Kill every host first (all PID-1s at once), then reap and sweep each.
         for h in &self.hosts {
             if let HostState::Running(r) = &*h.state.lock().unwrap_or_else(|e| e.into_inner())

@@ -10,6 +10,7 @@ use std::path::Path;
 pub enum NsKind {
     Mnt,
     Pid,
+    Net,
 }
 
 impl NsKind {
@@ -17,6 +18,7 @@ impl NsKind {
         match self {
             NsKind::Mnt => "mnt",
             NsKind::Pid => "pid",
+            NsKind::Net => "net",
         }
     }
 }

@@ -83,12 +83,44 @@ pub struct InventoryVars<'a> {
 }
 
 /// The Ansible INI inventory: group `fleet` with every host, and connection vars.
-pub fn inventory(hosts: &[(String, u16)], v: &InventoryVars<'_>) -> String {
+/// How the inventory reaches one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Direct,
+    /// `-o ProxyJump=VALUE`
+    Jump(String),
+    /// `-o ProxyCommand=VALUE`
+    Command(String),
+}
+
+/// One inventory line's facts.
+#[derive(Debug, Clone)]
+pub struct InventoryHost {
+    pub name: String,
+    pub port: u16,
+    pub via: Via,
+}
+
+pub fn inventory(hosts: &[InventoryHost], v: &InventoryVars<'_>) -> String {
     let mut s = String::from("# Written by sshfleet::testfleet.\n[fleet]\n");
-    for (name, port) in hosts {
+    for h in hosts {
+        let (name, port) = (&h.name, h.port);
         s.push_str(&format!(
-            "{name} ansible_host=127.0.0.1 ansible_port={port}\n"
+            "{name} ansible_host=127.0.0.1 ansible_port={port}"
         ));
+        let proxy = match &h.via {
+            Via::Direct => None,
+            Via::Jump(j) => Some(format!("-o ProxyJump={j}")),
+            Via::Command(c) => Some(format!("-o \"ProxyCommand={c}\"")),
+        };
+        if let Some(p) = proxy {
+            // A host's own ansible_ssh_common_args replaces the group's: repeat those options.
+            s.push_str(&format!(
+                " ansible_ssh_common_args='-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes {p}'",
+                kh = v.known_hosts.display()
+            ));
+        }
+        s.push('\n');
     }
     s.push_str(&format!(
         "\n[fleet:vars]\n\
@@ -150,7 +182,23 @@ mod tests {
     #[test]
     fn inventory_lists_hosts_and_vars() {
         let inv = inventory(
-            &[("host01".into(), 40001), ("host02".into(), 40002)],
+            &[
+                InventoryHost {
+                    name: "host01".into(),
+                    port: 40001,
+                    via: Via::Direct,
+                },
+                InventoryHost {
+                    name: "host02".into(),
+                    port: 40002,
+                    via: Via::Jump("deploy@127.0.0.1:40001".into()),
+                },
+                InventoryHost {
+                    name: "host03".into(),
+                    port: 40003,
+                    via: Via::Command("socat - UNIX-CONNECT:/f/host03.sock".into()),
+                },
+            ],
             &InventoryVars {
                 user: "deploy",
                 private_key: Path::new("/f/id_ed25519"),
@@ -159,6 +207,13 @@ mod tests {
             },
         );
         assert!(inv.contains("[fleet]\nhost01 ansible_host=127.0.0.1 ansible_port=40001\nhost02 "));
+        // A proxied host repeats the group's ssh options with its own proxy.
+        assert!(inv.contains(
+            "host02 ansible_host=127.0.0.1 ansible_port=40002 ansible_ssh_common_args='-o UserKnownHostsFile=/f/known_hosts -o StrictHostKeyChecking=yes -o ProxyJump=deploy@127.0.0.1:40001'\n"
+        ));
+        assert!(inv.contains(
+            "host03 ansible_host=127.0.0.1 ansible_port=40003 ansible_ssh_common_args='-o UserKnownHostsFile=/f/known_hosts -o StrictHostKeyChecking=yes -o \"ProxyCommand=socat - UNIX-CONNECT:/f/host03.sock\"'\n"
+        ));
         assert!(inv.contains("[fleet:vars]\nansible_user=deploy\n"));
         assert!(inv.contains("ansible_ssh_private_key_file=/f/id_ed25519\n"));
         assert!(inv.contains(

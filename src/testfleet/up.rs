@@ -33,6 +33,8 @@ pub struct UpConfig {
     pub password_hosts: Vec<usize>,
     /// 0-based hosts where sudo asks for the password (and root has it, for su).
     pub sudo_password_hosts: Vec<usize>,
+    /// Every host hidden; the first one the bastion ([`super::FleetBuilder::relay_port`]).
+    pub behind_bastion: bool,
 }
 
 /// The password of the demo fleet's password hosts (a demo, not a secret: it is printed).
@@ -59,6 +61,8 @@ pub fn describe_with(
             "name": h.name(),
             "address": h.addr(),
             "port": h.port(),
+            "hidden": h.is_hidden(),
+            "relay_port": h.relay_port(),
             "pid": h.pid(),
             "home_root": h.home_root(),
             "password_only": password_hosts.contains(&h.index()),
@@ -96,6 +100,17 @@ pub fn run_up(cfg: UpConfig) -> Result<()> {
     }
     if let Some(l) = &cfg.log_level {
         b = b.log_level(l.clone());
+    }
+    if cfg.behind_bastion {
+        if cfg.hosts < 2 {
+            return Err(FleetError::Setup(
+                "--behind-bastion needs at least 2 hosts".into(),
+            ));
+        }
+        b = b.relay_port(0);
+        for i in 1..cfg.hosts {
+            b = b.hidden(i);
+        }
     }
     let users: Vec<String> = cfg
         .users

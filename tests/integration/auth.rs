@@ -575,10 +575,13 @@ fn user_certificates_log_in_where_no_authorized_keys_exist() {
         .unwrap()
         .contains(&pub_text(&ca))
     );
+    // `--private-key` is the default of `ansible_ssh_private_key_file`, so the inventory must
+    // not set it (inventory variables win, as in Ansible).
+    let inv_no_key = crate::support::fleet::inventory_without_key(&fleet);
     let with_key = |key: &Path| {
         Sshfleet::new()
             .arg("-i")
-            .arg(fleet.inventory())
+            .arg(&inv_no_key)
             .arg("--known-hosts")
             .arg(fleet.known_hosts())
             .arg("--private-key")

@@ -15,6 +15,7 @@ mod modules_authorized_key;
 mod modules_files;
 mod playbooks;
 mod properties;
+mod proxy;
 mod reliability;
 mod replicate;
 mod sessions;

@@ -46,6 +46,7 @@ use crate::ssh::{Connector, SshError};
 use crate::target::{EditHint, Target, TargetError, UserInfo};
 
 use super::edit::{diff_text, edit_params, op_failure};
+use super::hops::HopOrder;
 use super::source::resolve_all;
 use super::{FileOptions, RotateConfig};
 
@@ -68,10 +69,13 @@ pub struct Rotation {
     pub user: Option<String>,
     pub file: FileOptions,
     pub check: bool,
-    /// Connector for the verification login: the new key's passphrase, no agent.
+    /// Connector for the verification login: the new key's passphrase, no agent; it reaches
+    /// hosts through the normal connector's bastion sessions.
     pub verify: Connector,
     /// Where each host's finished steps are reported (added, verified, set).
     pub progress: ProgressHandle,
+    /// Bastions of the run rotate after the hosts behind them ([`HopOrder`]).
+    pub order: Arc<HopOrder>,
 }
 
 /// Load or generate the new key pair (controller side, before any host is touched).
@@ -262,6 +266,18 @@ pub async fn rotate_host(
     r: Arc<Rotation>,
 ) -> std::result::Result<HostOutcome, TargetError> {
     let host = ctx.host().to_string();
+    if !r.check && !r.order.behind(&host).is_empty() {
+        let left = r.order.wait_behind(&host).await;
+        if !left.is_empty() {
+            return Ok(HostOutcome::failed(
+                &host,
+                format!(
+                    "not rotated: {host} is the bastion of hosts that did not switch to the new key ({}); its old key stays so they remain reachable through it",
+                    left.join(", ")
+                ),
+            ));
+        }
+    }
     let t = ctx.target().await?;
     let login = t.session().user.clone();
     let user = r.user.clone().unwrap_or_else(|| login.clone());
@@ -345,7 +361,11 @@ pub async fn rotate_host(
 
     // Step 2: a fresh connection offering only the new key, as the rotated user.
     let vspec = verify_spec(ctx.spec(), &login, &user, &r.new_key.path);
-    let session = match r.verify.connect_with_key(&vspec, &r.new_key.path).await {
+    let session = match r
+        .verify
+        .connect_with_key_routed(&vspec, &r.new_key.path, ctx.spec())
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             let why = match &e {
@@ -486,14 +506,18 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
     vcfg.default_identities = Vec::new();
     let mut reporter = g.reporter().with_phases();
     let progress = reporter.progress(specs.len());
+    let order = Arc::new(HopOrder::plan(&specs, |s| {
+        connector.hop_specs(s).unwrap_or_default()
+    }));
     let rotation = Arc::new(Rotation {
         new_key,
         keep,
         user: cfg.user.clone(),
         file: cfg.file.clone(),
         check: g.check,
-        verify: Connector::new(vcfg),
         progress,
+        verify: Connector::sharing_hops_with(vcfg, &connector),
+        order: order.clone(),
     });
     let title = format!(
         "keys rotate to {}{}",
@@ -501,10 +525,23 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
         if g.check { " (check mode)" } else { "" }
     );
     let mut reporter = reporter.with_title(&title);
+    let mut opts = g.run.clone();
+    // A bastion's job waits for the hosts behind it while holding a fork slot: leave one
+    // slot more than there are bastions, so the hosts behind them always get to run.
+    opts.forks = opts.forks.max(order.hop_hosts() + 1);
     let recap = fleet::block_on(async {
         let r = rotation.clone();
-        fleet::run(specs, &connector, &g.run, &mut reporter, move |ctx| {
-            rotate_host(ctx, r.clone())
+        fleet::run(specs, &connector, &opts, &mut reporter, move |ctx| {
+            let r = r.clone();
+            async move {
+                // Released however the job ends (a bastion waits for it).
+                let mut finish = r.order.guard(ctx.host());
+                let res = rotate_host(ctx, r.clone()).await;
+                finish.rotated(
+                    matches!(&res, Ok(o) if matches!(o.status, Status::Ok | Status::Changed)),
+                );
+                res
+            }
         })
         .await
     });
