@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::authorized_keys::{
     EditOutcome, EditSpec, KeyCheck, KeyError, PublicKey, State, apply_edit, parse_key_list_with,
 };
+use crate::target::temp::sweep_dead_temps;
 use crate::target::{Body, EditHint, Expect, FileKind, Target, TargetError, UserInfo, WriteSpec};
 
 /// Largest `authorized_keys` file read (a larger one is refused, not truncated).
@@ -254,6 +255,10 @@ async fn edit<T: Target>(
         (None, None) => unreachable!("no path and no user is refused above"),
     };
     let default_dir = if params.path.is_none() { ssh_dir } else { None };
+    if !mode.check {
+        // Dead writers' temp files go (the ownership rule of `target::temp`); live ones stay.
+        let _ = sweep_dead_temps(target, &parent(&keyfile)).await;
+    }
 
     let mut attempt = 0;
     loop {

@@ -23,6 +23,7 @@ use crate::files::plan::{Action, Desired, Plan, decide};
 use crate::files::spec::{self, SourceRoot};
 use crate::ops::replicate::fanout::RELAY_DEPTH;
 use crate::progress::ProgressHandle;
+use crate::target::temp::sweep_dead_temps;
 use crate::target::{Body, FileKind, Target, TargetError, WriteSpec};
 
 /// Ansible copy's options (those that apply per destination).
@@ -548,16 +549,6 @@ fn file_report(
     }
 }
 
-/// Stale temp files of ours for `dest` (left by a transfer that died with its connection):
-/// `.NAME.sshfleet-*.tmp` beside it.
-pub fn is_stale_temp(dest_name: &str, entry: &str) -> bool {
-    entry
-        .strip_prefix('.')
-        .and_then(|r| r.strip_prefix(dest_name))
-        .and_then(|r| r.strip_prefix(".sshfleet-"))
-        .is_some_and(|r| r.ends_with(".tmp"))
-}
-
 /// Carry out `plan` on `t`. `streams[k]` is the chunk stream of the k-th streamed file
 /// ([`SourceSet::streamed`]) if this host needs it. Never panics on a host failure: every
 /// problem ends up in the report.
@@ -582,27 +573,21 @@ pub async fn apply<T: Target>(
         }
         report.dirs_created.push(d.path.clone());
     }
-    // 2. Remove our stale temp files next to files we are about to write.
-    let mut by_dir: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // 2. Remove dead writers' temp files (the ownership rule of `target::temp`) from every
+    //    existing directory we are about to write into.
+    let mut dirs: Vec<String> = Vec::new();
     for fp in &plan.files {
+        let dir = spec::parent(&fp.dest);
         if matches!(&fp.plan, Ok(p) if p.action.writes_content())
-            && !plan.dirs.iter().any(|d| d.path == spec::parent(&fp.dest))
+            && !plan.dirs.iter().any(|d| d.path == dir)
+            && !dirs.contains(&dir)
         {
-            by_dir
-                .entry(spec::parent(&fp.dest))
-                .or_default()
-                .push(spec::basename(&fp.dest).to_string());
+            dirs.push(dir);
         }
     }
     join_all_bounded(
-        by_dir.iter().map(|(dir, names)| async move {
-            if let Ok(entries) = t.list_dir(dir).await {
-                for e in entries {
-                    if names.iter().any(|n| is_stale_temp(n, &e)) {
-                        let _ = t.remove(&spec::join(dir, &e)).await;
-                    }
-                }
-            }
+        dirs.iter().map(|dir| async move {
+            let _ = sweep_dead_temps(t, dir).await;
         }),
         HOST_CONCURRENCY,
     )
@@ -1006,19 +991,5 @@ mod tests {
         assert!(e.to_string().contains("9 of 100 bytes"), "{e}");
         assert_eq!(h.get("/d/f").unwrap(), b"old");
         assert_eq!(h.ls("/d"), vec!["f"]);
-    }
-
-    #[test]
-    fn stale_temp_pattern() {
-        assert!(is_stale_temp(
-            "ca.crt",
-            ".ca.crt.sshfleet-12-3-0000abcd.tmp"
-        ));
-        assert!(!is_stale_temp("ca.crt", ".ca.crt.bak"));
-        assert!(
-            !is_stale_temp("ca", ".ca.crt.sshfleet-1.tmp"),
-            "other file's temp"
-        );
-        assert!(!is_stale_temp("ca.crt", "ca.crt.sshfleet-1.tmp"));
     }
 }

@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 use super::escalate::{self, Escalation, Mode};
 use crate::inventory::conn::BecomeSpec;
 use crate::ssh::{Session, SshError};
+use crate::target::temp::{self, Owner};
 use crate::target::{
     Body, CommandOutput, EditHint, Expect, FileKind, FileStat, TResult, Target, TargetError,
     UserInfo, WriteOutcome, WriteSpec, shell_quote, validate_argv,
@@ -65,6 +66,10 @@ struct Sftp {
     /// The directory whose writer lock this session's server process holds (`flock(1)`
     /// around `sftp-server`), released when the session ends.
     locked_dir: Option<String>,
+    /// The remote process serving this session (see [`crate::target::temp`]): the owner
+    /// named in the temp files created through it. `None` when the host did not say (no
+    /// `/proc`, or the plain `sftp` subsystem): temp names are then unowned.
+    owner: Option<Owner>,
 }
 
 /// The [`crate::target::Target`] trait over one SSH connection.
@@ -227,6 +232,7 @@ impl SshTarget {
             }
         };
         let prelude = async {
+            let owner = parse_id_line(&read_line(&mut stream).await?)?;
             let user = match known {
                 Some(u) => u,
                 None => {
@@ -264,12 +270,13 @@ impl SshTarget {
                 .await
                 .map_err(|e| TargetError::Other(e.to_string()))?;
             Ok(match read_line(&mut stream).await?.as_str() {
-                "sshfleet-lock" => Some(dir),
-                "sshfleet-nolock" => Some(None),
+                "sshfleet-lock" => Some((dir, owner)),
+                "sshfleet-nolock" => Some((None, owner)),
                 _ => None,
             })
         };
-        let locked_dir = match tokio::time::timeout(Duration::from_secs(60), prelude).await {
+        let (locked_dir, owner) = match tokio::time::timeout(Duration::from_secs(60), prelude).await
+        {
             Ok(Ok(Some(d))) => d,
             // No sftp-server binary, or a shell that did not run the script: plain session.
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Ok(None),
@@ -278,7 +285,7 @@ impl SshTarget {
             format!(" (timed out after 30 s waiting for another sshfleet writer's lock on {d})")
         });
         let sftp = self
-            .init_sftp(RawSftpSession::new(stream), true, locked_dir)
+            .init_sftp(RawSftpSession::new(stream), true, locked_dir, owner)
             .await
             .map_err(|e| match (e, lock_note) {
                 (TargetError::Other(m), Some(n)) => TargetError::Other(format!("{m}{n}")),
@@ -287,7 +294,40 @@ impl SshTarget {
         Ok(Some(sftp))
     }
 
+    /// The plain file session: [`PLAIN_SCRIPT`] on an exec channel (it names the serving
+    /// process, the owner of the temp files, then `exec`s `sftp-server`); if the host's shell
+    /// does not run it, the `sftp` subsystem (or `sftp-server` under sudo) without an owner.
     async fn open_sftp(&self) -> TResult<Arc<Sftp>> {
+        if let Some(s) = self.open_owned_sftp().await {
+            return Ok(s);
+        }
+        self.open_unowned_sftp().await
+    }
+
+    async fn open_owned_sftp(&self) -> Option<Arc<Sftp>> {
+        let channel = self.session.channel().await.ok()?;
+        let line = match &self.become_prefix {
+            None => PLAIN_SCRIPT.to_string(),
+            Some(prefix) => {
+                let mut words: Vec<String> = prefix.iter().map(|w| shell_quote(w)).collect();
+                words.extend(["sh", "-c", PLAIN_SCRIPT].map(shell_quote));
+                words.join(" ")
+            }
+        };
+        channel.exec(true, line).await.ok()?;
+        let mut stream = channel.into_stream();
+        let owner = tokio::time::timeout(Duration::from_secs(60), async {
+            parse_id_line(&read_line(&mut stream).await?)
+        })
+        .await
+        .ok()?
+        .ok()??;
+        self.init_sftp(RawSftpSession::new(stream), false, None, Some(owner))
+            .await
+            .ok()
+    }
+
+    async fn open_unowned_sftp(&self) -> TResult<Arc<Sftp>> {
         let host = &self.session.addr;
         if let Some(esc) = self.handshake_esc() {
             let argv: Vec<String> = ["sh", "-c", SFTP_SERVER_SCRIPT].map(String::from).into();
@@ -316,8 +356,13 @@ impl SshTarget {
                 channel.exec(true, line).await.map_err(perr)?
             }
         }
-        self.init_sftp(RawSftpSession::new(channel.into_stream()), false, None)
-            .await
+        self.init_sftp(
+            RawSftpSession::new(channel.into_stream()),
+            false,
+            None,
+            None,
+        )
+        .await
     }
 
     /// The SFTP handshake on a started server; `edit` and `locked_dir` as in [`Sftp`].
@@ -326,6 +371,7 @@ impl SshTarget {
         mut raw: RawSftpSession,
         edit: bool,
         locked_dir: Option<String>,
+        owner: Option<Owner>,
     ) -> TResult<Arc<Sftp>> {
         let host = &self.session.addr;
         raw.set_timeout(120);
@@ -362,6 +408,7 @@ impl SshTarget {
             raw: Arc::new(raw),
             edit,
             locked_dir,
+            owner,
         }))
     }
 }
@@ -383,7 +430,10 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> E
 ///    writer takes, see `locked_commit` and `local::DirLock`) when DIR is a directory and
 ///    `flock` exists, else `sshfleet-nolock` and a plain `sftp-server`; `sshfleet-nosftp` if
 ///    there is no `sftp-server` binary. Only builtins run besides getent, flock and the server.
-const EDIT_SCRIPT: &str = r#"if [ $# -gt 0 ]; then getent passwd -- "$1"; echo "sshfleet-rc $?"; fi
+const EDIT_SCRIPT: &str = concat!(
+    r#"if read -r b < /proc/sys/kernel/random/boot_id && read -r s < /proc/self/stat; then echo "sshfleet-id $b $s"; else echo "sshfleet-id -"; fi
+"#,
+    r#"if [ $# -gt 0 ]; then getent passwd -- "$1"; echo "sshfleet-rc $?"; fi
 echo "sshfleet-dir?"
 IFS= read -r d || exit 3
 for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server /usr/lib/ssh/sftp-server /usr/lib/sftp-server; do
@@ -391,7 +441,26 @@ for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libe
   if [ -n "$d" ] && [ -d "$d" ] && command -v flock >/dev/null 2>&1; then echo sshfleet-lock; exec flock -w 30 "$d" "$p"; fi
   echo sshfleet-nolock; exec "$p"
 done
-echo sshfleet-nosftp; exit 127"#;
+echo sshfleet-nosftp; exit 127"#
+);
+
+/// The plain file session's server side: the `sshfleet-id` line (as in [`EDIT_SCRIPT`]), then
+/// `exec sftp-server` — the same process, so the identity printed is the server's.
+const PLAIN_SCRIPT: &str = r#"if read -r b < /proc/sys/kernel/random/boot_id && read -r s < /proc/self/stat; then echo "sshfleet-id $b $s"; else echo "sshfleet-id -"; fi
+for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server /usr/lib/ssh/sftp-server /usr/lib/sftp-server; do [ -x "$p" ] && exec "$p"; done
+exit 127"#;
+
+/// The first line of [`EDIT_SCRIPT`] and [`PLAIN_SCRIPT`]: `sshfleet-id BOOT_ID STAT_LINE`
+/// (the serving process's own `/proc/self/stat`), or `sshfleet-id -` without `/proc`.
+/// `Err` if the line is something else (the script did not run).
+fn parse_id_line(line: &str) -> TResult<Option<Owner>> {
+    let rest = line
+        .strip_prefix("sshfleet-id ")
+        .ok_or_else(|| TargetError::Other("unexpected reply".into()))?;
+    Ok(rest
+        .split_once(' ')
+        .and_then(|(boot, stat)| Owner::from_proc(boot, stat)))
+}
 
 /// The command line of the edit session. Without become the login shell runs the script
 /// itself (one exec fewer; a login shell that is not POSIX fails the prelude and the caller
@@ -639,7 +708,7 @@ fn parent_dir(path: &str) -> &str {
     }
 }
 
-fn temp_name(dest: &str) -> TResult<(String, String)> {
+fn temp_name(dest: &str, owner: Option<&Owner>) -> TResult<(String, String)> {
     let (dir, name) = match dest.rsplit_once('/') {
         Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
         None => (".", dest),
@@ -648,7 +717,7 @@ fn temp_name(dest: &str) -> TResult<(String, String)> {
         return Err(TargetError::Other(format!("{dest}: not a file path")));
     }
     let rand = crate::ssh::client::jitter();
-    let tmp = format!(".{name}.sshfleet-{rand:016x}.tmp");
+    let tmp = temp::temp_name(name, owner, rand);
     let tmp = if dir == "/" {
         format!("/{tmp}")
     } else {
@@ -1011,7 +1080,7 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
     async fn write_atomic_impl(&self, spec: &WriteSpec, body: Body) -> TResult<WriteOutcome> {
         let sftp = self.sftp().await?.clone();
         let dest = spec.dest.as_str();
-        let (_dir, tmp) = temp_name(dest)?;
+        let (_dir, tmp) = temp_name(dest, sftp.owner.as_ref())?;
         let attrs = FileAttributes {
             permissions: Some(0o600),
             ..FileAttributes::empty()
@@ -1427,6 +1496,18 @@ impl Target for SshTarget {
         self.exec_become(argv, stdin).await
     }
 
+    async fn probe_procs(&self, pids: &[u32]) -> TResult<temp::ProcProbe> {
+        let out = self.exec_line(&temp::probe_script(pids), None).await?;
+        if out.status != 0 {
+            return Err(TargetError::Other(format!(
+                "probe processes: rc={}",
+                out.status
+            )));
+        }
+        temp::parse_probe(&String::from_utf8_lossy(&out.stdout))
+            .ok_or_else(|| TargetError::Other("probe processes: unexpected output".into()))
+    }
+
     async fn begin_edit(&self, hint: &EditHint<'_>) -> TResult<bool> {
         let mut cur = self.sftp.lock().await;
         if cur.as_ref().is_some_and(|s| s.edit) {
@@ -1502,18 +1583,21 @@ mod tests {
 
     #[test]
     fn temp_names_stay_in_the_destination_directory() {
-        let (dir, t) = temp_name("/etc/ssl/ca.pem").unwrap();
+        let (dir, t) = temp_name("/etc/ssl/ca.pem", None).unwrap();
         assert_eq!(dir, "/etc/ssl");
         assert!(
             t.starts_with("/etc/ssl/.ca.pem.sshfleet-") && t.ends_with(".tmp"),
             "{t}"
         );
-        let (_, t) = temp_name("/top").unwrap();
+        let (_, t) = temp_name("/top", None).unwrap();
         assert!(t.starts_with("/.top.sshfleet-"), "{t}");
-        let (_, t) = temp_name("rel").unwrap();
+        let (_, t) = temp_name("rel", None).unwrap();
         assert!(t.starts_with("./.rel.sshfleet-"), "{t}");
-        assert!(temp_name("/etc/").is_err());
-        assert_ne!(temp_name("/a/b").unwrap().1, temp_name("/a/b").unwrap().1);
+        assert!(temp_name("/etc/", None).is_err());
+        assert_ne!(
+            temp_name("/a/b", None).unwrap().1,
+            temp_name("/a/b", None).unwrap().1
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::temp;
 use super::{
     Body, CommandOutput, Expect, FileKind, FileStat, TResult, Target, TargetError, UserInfo,
     WriteOutcome, WriteSpec, validate_argv,
@@ -82,9 +83,12 @@ fn sha256_file(path: &str) -> TResult<Option<[u8; 32]>> {
     Ok(Some(h.finalize().into()))
 }
 
-/// A temp path next to `dest`: `DIR/.NAME.sshfleet-PID-N.tmp`.
+/// A temp path next to `dest`, owned by this process under the rule of [`super::temp`]:
+/// `DIR/.NAME.sshfleet-BOOT-PID-START-RAND.tmp` (unowned `.NAME.sshfleet-RAND.tmp` only
+/// without `/proc`).
 fn temp_path_for(dest: &str) -> TResult<String> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static OWNER: std::sync::OnceLock<Option<temp::Owner>> = std::sync::OnceLock::new();
     let p = Path::new(dest);
     let name = p
         .file_name()
@@ -99,10 +103,8 @@ fn temp_path_for(dest: &str) -> TResult<String> {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let file = format!(
-        ".{name}.sshfleet-{}-{n}-{nanos:08x}.tmp",
-        std::process::id()
-    );
+    let owner = OWNER.get_or_init(temp::Owner::current);
+    let file = temp::temp_name(name, owner.as_ref(), (n << 32) ^ u64::from(nanos));
     Ok(if dir.is_empty() {
         file
     } else {
@@ -532,6 +534,10 @@ impl Target for LocalTarget {
 
     async fn run(&self, argv: &[String], stdin: Option<Vec<u8>>) -> TResult<CommandOutput> {
         run_blocking(argv, stdin.as_deref())
+    }
+
+    async fn probe_procs(&self, pids: &[u32]) -> TResult<temp::ProcProbe> {
+        temp::probe_local(pids).map_err(|e| io_err("/proc", "read", e))
     }
 }
 

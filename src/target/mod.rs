@@ -10,6 +10,7 @@
 //! "still what I read" check, rename. Nothing else writes file content.
 
 pub mod local;
+pub mod temp;
 
 use std::future::Future;
 
@@ -242,6 +243,18 @@ pub trait Target: Send + Sync {
         argv: &[String],
         stdin: Option<Vec<u8>>,
     ) -> impl Future<Output = TResult<CommandOutput>> + Send;
+
+    /// The host's boot id and the `/proc/PID/stat` line of each of `pids` that exists: what
+    /// [`temp::sweep_dead_temps`] needs to apply the temp-file ownership rule. The default
+    /// cannot tell (an error), and then nothing is removed.
+    fn probe_procs(&self, pids: &[u32]) -> impl Future<Output = TResult<temp::ProcProbe>> + Send {
+        let _ = pids;
+        async {
+            Err(TargetError::Other(
+                "this target cannot inspect processes".into(),
+            ))
+        }
+    }
 
     /// Begin an edit: a read-modify-write of files in one directory. The target looks
     /// `hint.user` up (answers are then served by [`Target::lookup_user`]) and may hold the

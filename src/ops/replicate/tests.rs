@@ -370,13 +370,43 @@ fn owner_group_backup_no_force_validate() {
 }
 
 #[test]
-fn stale_temp_files_of_a_dead_transfer_are_removed_on_the_next_write() {
+fn dead_writers_temp_files_are_removed_and_live_ones_kept() {
+    use crate::target::temp::{Owner, temp_name};
     let f = fleet(1);
     let d = &f.dests[0];
     f.src.put("/srv/f", b"v2");
     d.put("/srv/f", b"v1");
-    d.put("/srv/.f.sshfleet-123-0-00000000.tmp", b"partial");
-    d.put("/srv/.other.sshfleet-1-0-0.tmp", b"not ours to judge");
+    // A dead writer: a child process that has exited and been reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let me = Owner::current().unwrap();
+    let dead = Owner {
+        pid: dead_pid,
+        ..me.clone()
+    };
+    // Our own pid with another start time: the pid was reused, the writer is dead.
+    let reused = Owner {
+        start: me.start + 1,
+        ..me.clone()
+    };
+    let dead_name = temp_name("f", Some(&dead), 1);
+    let reused_name = temp_name("other", Some(&reused), 2);
+    let live_name = temp_name("f", Some(&me), 3);
+    let old_unowned = ".f.sshfleet-0123456789abcdef.tmp";
+    let new_unowned = ".g.sshfleet-123-0-0000abcd.tmp";
+    for n in [&dead_name, &reused_name, &live_name] {
+        d.put(&format!("/srv/{n}"), b"partial");
+    }
+    d.put(&format!("/srv/{old_unowned}"), b"partial");
+    d.put(&format!("/srv/{new_unowned}"), b"partial");
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(d.real(&format!("/srv/{old_unowned}")))
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
     let rt = rt();
     let (set, _) = rt
         .block_on(scan_source(&f.src, &paths(&["/srv/f"]), false))
@@ -388,7 +418,10 @@ fn stale_temp_files_of_a_dead_transfer_are_removed_on_the_next_write() {
         &CopyOptions::default(),
     ));
     assert!(!r[0].failed());
-    assert_eq!(d.ls("/srv"), vec![".other.sshfleet-1-0-0.tmp", "f"]);
+    let mut want = vec![live_name, new_unowned.to_string(), "f".to_string()];
+    want.sort();
+    assert_eq!(d.ls("/srv"), want);
+    assert_eq!(d.get("/srv/f").unwrap(), b"v2");
 }
 
 #[test]

@@ -220,6 +220,10 @@ impl Target for Rooted {
         self.inner.lookup_group(name).await
     }
 
+    async fn probe_procs(&self, pids: &[u32]) -> TResult<crate::target::temp::ProcProbe> {
+        self.inner.probe_procs(pids).await
+    }
+
     async fn run(&self, argv: &[String], stdin: Option<Vec<u8>>) -> TResult<CommandOutput> {
         // Commands see real paths: map arguments that are host paths.
         let mapped: Vec<String> = argv
