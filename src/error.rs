@@ -102,6 +102,12 @@ pub enum Error {
     #[cfg(feature = "testfleet")]
     #[error(transparent)]
     TestFleet(#[from] crate::testfleet::FleetError),
+    /// A rerun of an interrupted command cannot continue from what it found (nothing changed).
+    #[error("{}: {msg}", path.display())]
+    Resume {
+        path: std::path::PathBuf,
+        msg: String,
+    },
     /// The selection left nothing to work on where Ansible treats that as an error.
     #[error("{0}")]
     NoHosts(String),

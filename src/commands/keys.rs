@@ -15,6 +15,7 @@
 
 pub mod edit;
 pub mod hops;
+pub mod resume;
 pub mod rotate;
 pub mod source;
 

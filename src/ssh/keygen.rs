@@ -297,7 +297,8 @@ pub fn backup_path(path: &Path, unix_secs: i64) -> PathBuf {
 
 /// Move the pair at `new` (private + `.pub`) to `dest` (+ `.pub`). The previous pair at
 /// `dest`, if any, is first copied to timestamped backups (same mode); then each new file
-/// replaces its destination atomically, and the source files are removed.
+/// replaces its destination atomically, and the source files are removed. Resumable: run again
+/// after an interruption it backs up nothing already replaced and finishes the move.
 pub fn install(new: &Path, dest: &Path, unix_secs: i64) -> KResult<Installed> {
     let new_pub = pub_path(new);
     let dest_pub = pub_path(dest);
@@ -306,8 +307,15 @@ pub fn install(new: &Path, dest: &Path, unix_secs: i64) -> KResult<Installed> {
     if fs::canonicalize(new).ok() == fs::canonicalize(dest).ok() && fs::metadata(dest).is_ok() {
         return Err(file_err(dest, "the new key is already installed here"));
     }
+    // Resumable: a run interrupted after writing the private key (the backups are taken
+    // before it) has nothing more to back up; files already holding the new bytes stay.
+    let same = |p: &Path, bytes: &[u8]| fs::read(p).is_ok_and(|b| b == bytes);
+    let private_done = same(dest, &private_bytes);
     let mut backups = Vec::new();
     for (old, default_mode) in [(dest, 0o600), (dest_pub.as_path(), 0o644)] {
+        if private_done {
+            break;
+        }
         match fs::read(old) {
             Ok(bytes) => {
                 let mode = fs::metadata(old)
@@ -321,8 +329,12 @@ pub fn install(new: &Path, dest: &Path, unix_secs: i64) -> KResult<Installed> {
             Err(e) => return Err(file_err(old, e)),
         }
     }
-    write_file_atomic(dest, &private_bytes, 0o600, true)?;
-    write_file_atomic(&dest_pub, &public_bytes, 0o644, true)?;
+    if !private_done {
+        write_file_atomic(dest, &private_bytes, 0o600, true)?;
+    }
+    if !same(&dest_pub, &public_bytes) {
+        write_file_atomic(&dest_pub, &public_bytes, 0o644, true)?;
+    }
     for p in [new, new_pub.as_path()] {
         fs::remove_file(p).map_err(|e| file_err(p, e))?;
     }
@@ -496,5 +508,23 @@ mod tests {
         );
         // A second backup in the same second gets a distinct name.
         assert_ne!(backup_path(&dest, 1_700_000_000), got.backups[0]);
+    }
+
+    #[test]
+    fn install_interrupted_after_the_private_key_finishes_without_a_second_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("id_ed25519");
+        let new = dir.path().join("id_new");
+        write_new_pair(&dest, &generate(&spec(KeyType::Ed25519)).unwrap(), None).unwrap();
+        let old_pub = fs::read(pub_path(&dest)).unwrap();
+        write_new_pair(&new, &generate(&spec(KeyType::Ed25519)).unwrap(), None).unwrap();
+        // The first run backed up the old pair and wrote the private key, then died.
+        let b = backup_path(&dest, 1_700_000_000);
+        write_file_atomic(&b, &fs::read(&dest).unwrap(), 0o600, false).unwrap();
+        fs::copy(&new, &dest).unwrap();
+        let got = install(&new, &dest, 1_700_000_001).unwrap();
+        assert!(got.backups.is_empty(), "{:?}", got.backups);
+        assert_ne!(fs::read(pub_path(&dest)).unwrap(), old_pub);
+        assert!(!new.exists() && !pub_path(&new).exists());
     }
 }

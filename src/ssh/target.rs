@@ -298,7 +298,10 @@ impl SshTarget {
     /// process, the owner of the temp files, then `exec`s `sftp-server`); if the host's shell
     /// does not run it, the `sftp` subsystem (or `sftp-server` under sudo) without an owner.
     async fn open_sftp(&self) -> TResult<Arc<Sftp>> {
-        if let Some(s) = self.open_owned_sftp().await {
+        // A become that needs a password handshake runs its own way (unowned).
+        if self.handshake_esc().is_none()
+            && let Some(s) = self.open_owned_sftp().await
+        {
             return Ok(s);
         }
         self.open_unowned_sftp().await
@@ -333,7 +336,7 @@ impl SshTarget {
             let argv: Vec<String> = ["sh", "-c", SFTP_SERVER_SCRIPT].map(String::from).into();
             let stream = self.start_become_stream(esc, &argv).await?;
             return self
-                .init_sftp(RawSftpSession::new(stream), false, None)
+                .init_sftp(RawSftpSession::new(stream), false, None, None)
                 .await;
         }
         let channel = self.session.channel().await.map_err(TargetError::from)?;

@@ -47,6 +47,7 @@ use crate::target::{EditHint, Target, TargetError, UserInfo};
 
 use super::edit::{diff_text, edit_params, op_failure};
 use super::hops::HopOrder;
+use super::resume;
 use super::source::resolve_all;
 use super::{FileOptions, RotateConfig};
 
@@ -76,6 +77,61 @@ pub struct Rotation {
     pub progress: ProgressHandle,
     /// Bastions of the run rotate after the hosts behind them ([`HopOrder`]).
     pub order: Arc<HopOrder>,
+    /// The login user of hosts whose inventory names none.
+    pub default_user: String,
+}
+
+/// How a host's job logged in.
+enum Login {
+    /// With the configured credentials.
+    Configured,
+    /// The configured credentials were refused, the new key worked (an earlier run already
+    /// rotated this host): the connection is already the verification login.
+    NewKey,
+}
+
+/// One host: connect with the configured credentials; where they are refused (an earlier,
+/// interrupted run already rotated the host), log in with the new key — the operator's own —
+/// as the verification login would. Then [`rotate_on`].
+pub async fn rotate_host(
+    ctx: Arc<HostCtx>,
+    r: Arc<Rotation>,
+) -> std::result::Result<HostOutcome, TargetError> {
+    let host = ctx.host().to_string();
+    if !r.check && !r.order.behind(&host).is_empty() {
+        let left = r.order.wait_behind(&host).await;
+        if !left.is_empty() {
+            return Ok(HostOutcome::failed(
+                &host,
+                format!(
+                    "not rotated: {host} is the bastion of hosts that did not switch to the new key ({}); its old key stays so they remain reachable through it",
+                    left.join(", ")
+                ),
+            ));
+        }
+    }
+    let spec = ctx.spec();
+    let login = spec.user.clone().unwrap_or_else(|| r.default_user.clone());
+    let user = r.user.clone().unwrap_or_else(|| login.clone());
+    let (t, how) = match ctx.connector().connect(spec).await {
+        Ok(s) => (SshTarget::new(s, &spec.r#become)?, Login::Configured),
+        Err(first @ SshError::Auth { .. }) if r.new_key.on_disk => {
+            let vspec = verify_spec(spec, &login, &user, &r.new_key.path);
+            match r
+                .verify
+                .connect_with_key_routed(&vspec, &r.new_key.path, spec)
+                .await
+            {
+                Ok(s) => (SshTarget::new(s, &vspec.r#become)?, Login::NewKey),
+                // Neither works: report the configured credentials' refusal.
+                Err(_) => return Err(first.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let o = rotate_on(&ctx, &r, &t, &login, &user, how).await;
+    t.close().await;
+    o
 }
 
 /// Load or generate the new key pair (controller side, before any host is touched).
@@ -261,26 +317,16 @@ fn combined_diff(keyfile: &str, steps: &[&AuthorizedKeyResult]) -> Option<String
 }
 
 /// One host, in order: add, verify, exclusive set.
-pub async fn rotate_host(
-    ctx: Arc<HostCtx>,
-    r: Arc<Rotation>,
+async fn rotate_on(
+    ctx: &HostCtx,
+    r: &Rotation,
+    t: &SshTarget,
+    login: &str,
+    user: &str,
+    how: Login,
 ) -> std::result::Result<HostOutcome, TargetError> {
     let host = ctx.host().to_string();
-    if !r.check && !r.order.behind(&host).is_empty() {
-        let left = r.order.wait_behind(&host).await;
-        if !left.is_empty() {
-            return Ok(HostOutcome::failed(
-                &host,
-                format!(
-                    "not rotated: {host} is the bastion of hosts that did not switch to the new key ({}); its old key stays so they remain reachable through it",
-                    left.join(", ")
-                ),
-            ));
-        }
-    }
-    let t = ctx.target().await?;
-    let login = t.session().user.clone();
-    let user = r.user.clone().unwrap_or_else(|| login.clone());
+    let (login, user) = (login.to_string(), user.to_string());
     let new_fp = r.new_key.public.fingerprint();
     let wanted = rotation_set(&r.new_key.public, &r.keep);
     let path = r.file.path.as_deref();
@@ -290,6 +336,13 @@ pub async fn rotate_host(
         String::new()
     };
     let mut base = json!({"user": user, "login_user": login, "new_key": new_fp});
+    if let Login::NewKey = how {
+        base["login"] = json!(format!(
+            "the configured credentials were refused; logged in as {user} with the new key {} \
+             (your own key: an earlier run already put it on this host)",
+            r.new_key.path.display()
+        ));
+    }
 
     if r.check {
         // The whole change in one check-mode run of the exclusive set over this connection.
@@ -359,8 +412,14 @@ pub async fn rotate_host(
     base["add"] = step_json(&step1);
     r.progress.phase(&host, Phase::Added);
 
-    // Step 2: a fresh connection offering only the new key, as the rotated user.
+    // Step 2: a fresh connection offering only the new key, as the rotated user — unless this
+    // job's login already was exactly that.
     let vspec = verify_spec(ctx.spec(), &login, &user, &r.new_key.path);
+    if let Login::NewKey = how {
+        base["verify"] = json!({"ok": true, "user": user, "by": "the login itself"});
+        r.progress.phase(&host, Phase::Verified);
+        return step3(t, r, &host, &user, base, &step1).await;
+    }
     let session = match r
         .verify
         .connect_with_key_routed(&vspec, &r.new_key.path, ctx.spec())
@@ -387,9 +446,25 @@ pub async fn rotate_host(
     if let Ok(Some(info)) = t.lookup_user(&user).await {
         vt.remember_user(info);
     }
+    let o = step3(&vt, r, &host, &user, base, &step1).await;
+    vt.close().await;
+    o
+}
 
-    // Step 3: the exclusive set, over the connection that proved the new key — read, plan and
-    // write as one edit (under the key directory's writer lock).
+/// Step 3: the exclusive set, over `vt`, the connection that proved the new key — read, plan
+/// and write as one edit (under the key directory's writer lock).
+async fn step3(
+    vt: &SshTarget,
+    r: &Rotation,
+    host: &str,
+    user: &str,
+    mut base: Value,
+    step1: &AuthorizedKeyResult,
+) -> std::result::Result<HostOutcome, TargetError> {
+    let (host, user) = (host.to_string(), user.to_string());
+    let path = r.file.path.as_deref();
+    let wanted = rotation_set(&r.new_key.public, &r.keep);
+    let new_fp = r.new_key.public.fingerprint();
     let step3 = async {
         let lock_dir = |u: Option<&UserInfo>| edit_lock_dir(path, u);
         let began = vt
@@ -405,7 +480,6 @@ pub async fn rotate_host(
         planned
     }
     .await;
-    vt.close().await;
     let (plan, step3) = match step3 {
         Ok(x) => x,
         Err(e) => {
@@ -416,7 +490,7 @@ pub async fn rotate_host(
                 ),
             )
             .with_result(base);
-            if let Some(d) = combined_diff(&step1.keyfile, &[&step1]) {
+            if let Some(d) = combined_diff(&step1.keyfile, &[step1]) {
                 o = o.with_diff(Value::String(d));
             }
             return Ok(o);
@@ -438,7 +512,7 @@ pub async fn rotate_host(
             plan.removed.len()
         ));
     }
-    if let Some(d) = combined_diff(&step1.keyfile, &[&step1, &step3]) {
+    if let Some(d) = combined_diff(&step1.keyfile, &[step1, &step3]) {
         o = o.with_diff(Value::String(d));
     }
     Ok(o)
@@ -495,7 +569,7 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
     } else {
         None
     };
-    let (new_key, gen_note) = prepare_new_key(cfg, g.check)?;
+    let (new_key, gen_note, origin) = prepare_for_run(cfg, g.check, install_dest.as_deref())?;
     if let Some(n) = gen_note {
         note(g, &n);
     }
@@ -518,6 +592,7 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
         progress,
         verify: Connector::sharing_hops_with(vcfg, &connector),
         order: order.clone(),
+        default_user: default_user.clone(),
     });
     let title = format!(
         "keys rotate to {}{}",
@@ -546,6 +621,11 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
         .await
     });
     let code = finish(&mut reporter, &recap);
+    if !g.check
+        && let Some(story) = resume_story(&recap.outcomes)
+    {
+        note(g, &story);
+    }
     let refused = refused_hosts(&recap.outcomes);
     if !refused.is_empty() {
         eprintln!(
@@ -568,6 +648,22 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
                 "[WARNING]: not installing the new key at {}: not every host switched to it",
                 dest.display()
             );
+        } else if origin == KeyOrigin::AlreadyInstalled {
+            // An earlier run moved the pair; only leftovers of the move remain.
+            let leftover = keygen::pub_path(&cfg.new_key);
+            let removed = std::fs::remove_file(&leftover).is_ok();
+            note(
+                g,
+                &format!(
+                    "the new key was already installed at {} by an earlier run{}",
+                    dest.display(),
+                    if removed {
+                        format!("; removed the leftover {}", leftover.display())
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
         } else {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -588,7 +684,160 @@ pub fn rotate(g: &Config, cfg: &RotateConfig) -> Result<ExitCode> {
             );
         }
     }
+    let all_done = !g.check
+        && !recap.interrupted
+        && recap.not_finished.is_empty()
+        && recap
+            .outcomes
+            .iter()
+            .all(|o| matches!(o.status, Status::Ok | Status::Changed));
+    if all_done {
+        // The rotation (and the move, if asked for) is complete: nothing left to resume.
+        let _ = std::fs::remove_file(resume::journal_path(&cfg.new_key));
+    }
     Ok(code)
+}
+
+/// Where the new key of this run came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// `--new-key K`, an existing pair.
+    Given,
+    /// `--generate`d by this run.
+    Generated,
+    /// `--generate` run again: the key an earlier, interrupted run generated (journal).
+    ResumedGenerated,
+    /// `--install` run again after the move finished: the key at the install destination.
+    AlreadyInstalled,
+}
+
+/// The new key for this run, resuming what an interrupted run of the same command left (see
+/// [`resume`]): a `--generate`d key recorded in the journal is reused; a pair already moved by
+/// `--install` is taken from its destination; an existing `K` without a matching journal is
+/// refused with the exact command that rotates to it.
+pub fn prepare_for_run(
+    cfg: &RotateConfig,
+    check: bool,
+    install_dest: Option<&Path>,
+) -> Result<(NewKey, Option<String>, KeyOrigin)> {
+    let k = &cfg.new_key;
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let pub_fp = || {
+        let text = std::fs::read_to_string(keygen::pub_path(k)).ok()?;
+        let line = text.lines().find(|l| !l.trim().is_empty())?;
+        Some(PublicKey::parse_line(line).ok()?.fingerprint())
+    };
+    if !check
+        && let Some(dest) = install_dest
+        && !exists(k)
+        && exists(dest)
+        && let Some(fp) = resume::read_journal(k).or_else(pub_fp)
+    {
+        let mut at_dest = cfg.clone();
+        at_dest.new_key = dest.to_path_buf();
+        at_dest.generate = None;
+        let (nk, _) = prepare_new_key(&at_dest, check)?;
+        if nk.public.fingerprint() != fp {
+            return Err(Error::Resume {
+                path: k.clone(),
+                msg: format!(
+                    "does not exist, and the install destination {} holds {} rather than the \
+                     key an earlier run was rotating to ({fp}); nothing was changed",
+                    dest.display(),
+                    nk.public.fingerprint()
+                ),
+            });
+        }
+        let msg = format!(
+            "resuming: {} is gone and the key it held ({fp}) is already installed at {}; \
+             rotating with that key",
+            k.display(),
+            dest.display()
+        );
+        return Ok((nk, Some(msg), KeyOrigin::AlreadyInstalled));
+    }
+    if cfg.generate.is_some() && !check && (exists(k) || exists(&keygen::pub_path(k))) {
+        let mut existing = cfg.clone();
+        existing.generate = None;
+        let refuse = || {
+            let args: Vec<String> = std::env::args().collect();
+            Error::Resume {
+                path: k.clone(),
+                msg: format!(
+                    "already exists, and no interrupted `--generate` rotation to it is recorded \
+                     ({}); nothing was changed. To rotate to this existing key, run: {}\n\
+                     To generate a new key, choose another --new-key path.",
+                    resume::journal_path(k).display(),
+                    resume::resume_command(&args)
+                ),
+            }
+        };
+        let Some(fp) = resume::read_journal(k) else {
+            return Err(refuse());
+        };
+        let (nk, _) = prepare_new_key(&existing, check)?;
+        if nk.public.fingerprint() != fp {
+            return Err(refuse());
+        }
+        let msg = format!(
+            "resuming with the key an earlier run generated: {fp} at {}",
+            k.display()
+        );
+        return Ok((nk, Some(msg), KeyOrigin::ResumedGenerated));
+    }
+    let (nk, note) = prepare_new_key(cfg, check)?;
+    if cfg.generate.is_some() && !check {
+        let text = resume::journal_text(&nk.public.fingerprint());
+        keygen::write_file_atomic(&resume::journal_path(k), text.as_bytes(), 0o600, true)?;
+        return Ok((nk, note, KeyOrigin::Generated));
+    }
+    Ok((nk, note, KeyOrigin::Given))
+}
+
+/// The recap's account of an interrupted-then-resumed rotation: how many hosts were already
+/// done before this run, how many were half done and finished now, how many were reached only
+/// with the new key. `None` when no host had been touched before.
+pub fn resume_story(outcomes: &[HostOutcome]) -> Option<String> {
+    let total = outcomes.len();
+    let done_before = outcomes.iter().filter(|o| o.status == Status::Ok).count();
+    let via_new_key = outcomes
+        .iter()
+        .filter(|o| o.result.get("login").is_some())
+        .count();
+    // Changed, but the new key was already there: step 1 of an earlier run had run.
+    let half_done = outcomes
+        .iter()
+        .filter(|o| {
+            o.status == Status::Changed
+                && o.result.pointer("/add/changed").and_then(Value::as_bool) == Some(false)
+        })
+        .count();
+    if done_before == 0 && half_done == 0 {
+        return None;
+    }
+    let rotated_now = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Changed)
+        .count();
+    let mut s = format!(
+        "already done before this run: {done_before} of {total} host(s) held exactly the new key set"
+    );
+    if via_new_key > 0 {
+        s.push_str(&format!(
+            " ({via_new_key} refused the configured key and were reached with the new key)"
+        ));
+    }
+    s.push_str(&format!("; rotated now: {rotated_now}"));
+    if half_done > 0 {
+        s.push_str(&format!(
+            " ({half_done} already had the new key added by an earlier run)"
+        ));
+    }
+    let others = total - done_before - rotated_now;
+    if others > 0 {
+        s.push_str(&format!("; not rotated: {others}"));
+    }
+    Some(s)
 }
 
 #[cfg(test)]
@@ -687,5 +936,70 @@ mod tests {
         let refused = HostOutcome::failed("b", "x").with_result(json!({"verify": {"ok": false}}));
         let other = HostOutcome::failed("c", "y");
         assert_eq!(refused_hosts(&[ok, refused, other]), vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn generate_rerun_resumes_only_with_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new");
+        let (k1, _, o1) = prepare_for_run(&cfg(&p, true), false, None).unwrap();
+        assert_eq!(o1, KeyOrigin::Generated);
+        assert!(resume::journal_path(&p).exists());
+        // The same command again: the key it generated, not a refusal.
+        let (k2, note, o2) = prepare_for_run(&cfg(&p, true), false, None).unwrap();
+        assert_eq!(o2, KeyOrigin::ResumedGenerated);
+        assert_eq!(k1.public, k2.public);
+        assert!(note.unwrap().contains("resuming"));
+        // An existing key nobody was rotating to: refused, with the command that uses it.
+        std::fs::remove_file(resume::journal_path(&p)).unwrap();
+        let err = prepare_for_run(&cfg(&p, true), false, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("To rotate to this existing key, run: "),
+            "{err}"
+        );
+        // Check mode never writes a journal or refuses.
+        let q = dir.path().join("other");
+        prepare_for_run(&cfg(&q, true), true, None).unwrap();
+        assert!(!resume::journal_path(&q).exists());
+    }
+
+    #[test]
+    fn install_rerun_after_the_move_uses_the_installed_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new");
+        let dest = dir.path().join("id");
+        let (k1, _, _) = prepare_for_run(&cfg(&p, true), false, Some(&dest)).unwrap();
+        keygen::install(&p, &dest, 0).unwrap();
+        let (k2, _, o) = prepare_for_run(&cfg(&p, true), false, Some(&dest)).unwrap();
+        assert_eq!(o, KeyOrigin::AlreadyInstalled);
+        assert_eq!((k2.public.blob, k2.path), (k1.public.blob, dest.clone()));
+        // A destination holding some other key is not taken for the new one.
+        std::fs::remove_file(&dest).unwrap();
+        std::fs::remove_file(keygen::pub_path(&dest)).unwrap();
+        let other = keygen::generate(&GenerateSpec {
+            key_type: KeyType::Ed25519,
+            comment: "other".into(),
+        })
+        .unwrap();
+        keygen::write_new_pair(&dest, &other, None).unwrap();
+        let err = prepare_for_run(&cfg(&p, false), false, Some(&dest)).unwrap_err();
+        assert!(err.to_string().contains("rather than the key"), "{err}");
+    }
+
+    #[test]
+    fn resume_story_counts_hosts_done_before() {
+        let fresh = HostOutcome::changed("a", json!({"add": {"changed": true}}));
+        assert_eq!(resume_story(std::slice::from_ref(&fresh)), None);
+        let done = HostOutcome::ok("b", json!({"login": "new key"}));
+        let half = HostOutcome::changed("c", json!({"add": {"changed": false}}));
+        let bad = HostOutcome::unreachable("d", "x");
+        let s = resume_story(&[fresh, done, half, bad]).unwrap();
+        assert_eq!(
+            s,
+            "already done before this run: 1 of 4 host(s) held exactly the new key set \
+             (1 refused the configured key and were reached with the new key); rotated now: 2 \
+             (1 already had the new key added by an earlier run); not rotated: 1"
+        );
     }
 }
