@@ -1,12 +1,14 @@
 //! [`SshTarget`]: the [`crate::target::Target`] trait over one russh connection.
 //!
-//! Files go over SFTP (one lazily opened session per connection; with `become`, sftp-server
-//! runs under sudo or su on an exec channel instead of the subsystem, see [`super::escalate`]
-//! for how passwords and su's terminal are handled). Everything else
-//! is `exec` of an argv whose every word is quoted with [`crate::target::shell_quote`] — user input
-//! never reaches the remote shell unquoted.
+//! Files go over SFTP (one lazily opened session per connection, on an exec channel whose
+//! script first names the serving process — boot id, pid, start time: the owner of the temp
+//! files, see [`crate::target::temp`] — then `exec`s `sftp-server`, under `sudo -n` with
+//! become; a become that needs a password or su's terminal runs its own way, see
+//! [`super::escalate`], and like the `sftp` subsystem where the script cannot run, its temp
+//! files are unowned). Everything else is `exec` of an argv whose every word is quoted with
+//! [`crate::target::shell_quote`] — user input never reaches the remote shell unquoted.
 //!
-//! `write_atomic`: exclusive temp file `.NAME.sshfleet-RANDOM.tmp` in the destination
+//! `write_atomic`: exclusive temp file `.NAME.sshfleet-BOOT-PID-START-RAND.tmp` in the destination
 //! directory (mode 0600 while being written), pipelined writes (many requests in flight, not
 //! one round trip per chunk), `fsync@openssh.com`, owner then mode (so chown cannot clear
 //! set-id bits), optional validate command on the temp file, the [`Expect`] check right before
@@ -20,8 +22,8 @@
 //! (see [`Target::begin_edit`] and `EDIT_SCRIPT`), else with one `flock` command.
 //!
 //! Work per host is kept to what the host must do (the benchmark's sshd-side CPU): an edit is
-//! ONE channel (passwd lookup, lock and `sftp-server` together), a plain file session is the
-//! `sftp` subsystem, and user lookups are cached per connection.
+//! ONE channel (passwd lookup, lock and `sftp-server` together), a plain file session is one
+//! channel, and user lookups are cached per connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -121,7 +121,6 @@ pub fn classify(entry: &str) -> TempKind {
         .strip_prefix('.')
         .and_then(|r| r.strip_suffix(".tmp"))
         .and_then(|r| r.rsplit_once(".sshfleet-"))
-        .map(|(name, tail)| (name, tail))
         .filter(|(name, tail)| !name.is_empty() && !tail.is_empty())
         .map(|(_, tail)| tail)
     else {

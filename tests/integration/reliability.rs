@@ -10,6 +10,8 @@
 //!   authorized_keys, `~/.ssh` with wrong modes.
 //! - [`replicate`]: connection cut mid-stream, full / read-only destination, Ctrl-C in the
 //!   middle of a large transfer.
+//! - [`resume`]: the controller SIGKILLed at five points of a rotation, then the same
+//!   command again (issue 20); the replicate equivalent is in [`replicate`].
 //! - [`corpus`]: every file of `fuzz/corpus/*/` fed to the fuzz entry points (no panic).
 //!
 //! Helpers shared with `hostile` live in [`util`].
@@ -17,5 +19,6 @@
 mod corpus;
 mod faults;
 mod replicate;
+mod resume;
 mod rotation;
 pub mod util;

@@ -473,7 +473,7 @@ async fn step3(
                 lock_dir: &lock_dir,
             })
             .await?;
-        let planned = plan_and_apply(&vt, &user, path, &wanted, &r.file).await;
+        let planned = plan_and_apply(vt, &user, path, &wanted, &r.file).await;
         if began {
             vt.end_edit().await;
         }

@@ -221,3 +221,60 @@ fn reliability_replicate_sigint_mid_transfer_leaves_no_partial_files() {
         );
     }
 }
+
+/// Issue 20: the controller is SIGKILLed (no cleanup at all) while a 64 MiB file streams to
+/// three destinations; the same command again: every destination complete and byte-exact, no
+/// temp file left (the killed run's temp files belong to dead sftp-servers: the rerun's sweep
+/// removes them).
+#[test]
+fn reliability_replicate_killed_controller_rerun_completes_and_leaves_no_temp() {
+    let fleet = Fleet::builder().hosts(4).start().expect("start fleet");
+    let path = "/srv/int/big.bin";
+    let sha = big_source(&fleet, path, 64);
+    let dests: Vec<PathBuf> = (1..4).map(|i| put_old(&fleet, i, path)).collect();
+    let mut child = Command::new(sshfleet_bin())
+        .arg("-i")
+        .arg(fleet.inventory())
+        .arg("--private-key")
+        .arg(fleet.client_key())
+        .arg("--known-hosts")
+        .arg(fleet.known_hosts())
+        .args(["-b", "--json", "replicate", "--from", "host01", path])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sshfleet");
+    let started = wait_for_temp(dests[0].parent().unwrap(), 4 << 20);
+    // SAFETY: kill(2) on our own child, reaped just below.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let st = child.wait().unwrap();
+    assert!(started, "the transfer never started");
+    assert_eq!(st.code(), None, "killed by the signal, not finished");
+    let litter: usize = dests
+        .iter()
+        .map(|d| temp_leftovers(d.parent().unwrap()).len())
+        .sum();
+    // SIGKILL cleans nothing up: the transfer's temp file is still there for the rerun.
+    assert!(litter >= 1, "the killed run left no temp file to sweep");
+    for d in &dests {
+        let now = std::fs::read(d).unwrap();
+        assert!(
+            now == OLD || sha_file(d) == sha,
+            "{}: partial file",
+            d.display()
+        );
+    }
+    let out = replicate(&fleet, path).run();
+    assert_eq!(out.code, Some(0), "{out}");
+    for d in &dests {
+        assert_eq!(sha_file(d), sha, "{}", d.display());
+        let dir = d.parent().unwrap();
+        assert!(
+            temp_leftovers(dir).is_empty(),
+            "{:?}\n{out}",
+            temp_leftovers(dir)
+        );
+    }
+}
