@@ -232,7 +232,15 @@ pub fn write_file_atomic(dest: &Path, bytes: &[u8], mode: u32, overwrite: bool) 
         .ok_or_else(|| file_err(dest, "not a file path"))?
         .to_string_lossy()
         .into_owned();
-    let tmp = dir.join(format!(".{name}.sshfleet-{}.tmp", std::process::id()));
+    // Owned by this process (the temp-file rule of `crate::target::temp`).
+    let owner = crate::target::temp::Owner::current();
+    let rand = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    );
+    let tmp = dir.join(crate::target::temp::temp_name(&name, owner.as_ref(), rand));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)

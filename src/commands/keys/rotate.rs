@@ -22,6 +22,13 @@
 //! `--install`: after a run where every host switched, move the new pair to the private key
 //! file the connection uses (`--private-key`, else the inventory's, which must be the same
 //! file for every host), keeping the old pair as timestamped backups.
+//!
+//! Resuming (issue 20): the same command run after an interruption converges. A host whose
+//! configured credentials are refused is logged into with the new key (the verification
+//! login; `-v` says so) and finished over that connection; a host already holding exactly the
+//! wanted set is `ok`; the recap adds how many hosts were already done ([`resume_story`]).
+//! The controller side (the `--generate` journal, a half-done `--install`) is
+//! [`super::resume`]'s.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
