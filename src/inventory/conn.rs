@@ -745,23 +745,25 @@ mod tests {
     }
 
     #[test]
-    fn proxyjump_and_proxycommand_first_one_wins() {
-        let spec = |args: &str| {
-            ConnSpec::from_vars("h", &vars(json!({"ansible_ssh_common_args": args}))).unwrap()
-        };
-        let s = spec("-o 'ProxyCommand socat - UNIX-CONNECT:/run/%h.sock' -J b1");
-        assert_eq!(
-            s.proxy_command.as_deref(),
-            Some("socat - UNIX-CONNECT:/run/%h.sock")
+    fn proxyjump_and_proxycommand_as_ssh_resolves_them() {
+        // Each expectation is what `ssh -G -F none ARGS h` (OpenSSH 9.2) prints.
+        let spec =
+            |args: &str| ConnSpec::from_vars("h", &vars(json!({"ansible_ssh_common_args": args})));
+        // ssh: "Cannot specify -J with ProxyCommand".
+        let e = spec("-o 'ProxyCommand socat - UNIX-CONNECT:/run/%h.sock' -J b1").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Cannot specify -J with ProxyCommand"),
+            "{e}"
         );
-        assert_eq!(s.proxy_jump, None);
-        let s = spec("-J u@b1:2200,b2 -o ProxyCommand=nc\\ %h\\ %p");
+        let s = spec("-J u@b1:2200,b2 -o ProxyCommand=nc\\ %h\\ %p").unwrap();
         assert_eq!(s.proxy_jump.as_deref(), Some("u@b1:2200,b2"));
         assert_eq!(s.proxy_command, None);
-        let s = spec("-o ProxyCommand=none -o ProxyJump=b1");
+        let s = spec("-o ProxyCommand=none -o ProxyJump=b1").unwrap();
         assert_eq!((s.proxy_jump, s.proxy_command), (None, None));
-        let s = spec("-o ProxyJump=none -o ProxyCommand=x");
-        assert_eq!((s.proxy_jump, s.proxy_command), (None, None));
+        // Not pinned: `-o ProxyJump=none -o ProxyCommand=x`, where `ssh -G` prints
+        // `proxycommand x` and sshfleet (following readconf.c's "ProxyJump set: skip
+        // ProxyCommand") has none; an open discrepancy (README, Limits).
     }
 
     #[test]

@@ -324,11 +324,14 @@ pub fn stop(mut r: Running) {
     loop {
         let left: Vec<u32> = procs::pids_in_ns_started_before(NsKind::Pid, r.pid_ns, began)
             .into_iter()
-            .chain(procs::pids_in_ns_started_before(
-                NsKind::Mnt,
-                r.mnt_ns,
-                began,
-            ))
+            .chain(
+                // A process that started before the stop but is *entering* a new mount
+                // namespace whose inode reuses this host's (another host's `unshare`) is not
+                // ours: killing it killed that host's sshd before it listened.
+                procs::pids_in_ns_started_before(NsKind::Mnt, r.mnt_ns, began)
+                    .into_iter()
+                    .filter(|&p| !procs::is_starting_pid_ns(p)),
+            )
             .filter(|&p| p != std::process::id() && !procs::is_zombie(p))
             .collect();
         if left.is_empty() || Instant::now() > deadline {

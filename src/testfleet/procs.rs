@@ -30,6 +30,19 @@ pub fn ns_inode(pid: u32, kind: NsKind) -> Option<u64> {
     parse_ns_link(link.to_str()?)
 }
 
+/// Whether `pid` has made a PID namespace for its children that it is not in itself: an
+/// `unshare --pid` between its `unshare(2)` and its fork, i.e. a host being *started*. Its
+/// mount namespace is new, and its inode may be one a stopped host just freed (the kernel
+/// reuses them at once), so a sweep of that stopped host's mount namespace must spare it.
+pub fn is_starting_pid_ns(pid: u32) -> bool {
+    let link = |f: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{f}"))
+            .ok()
+            .and_then(|l| parse_ns_link(l.to_str()?))
+    };
+    matches!((link("pid"), link("pid_for_children")), (Some(a), Some(b)) if a != b)
+}
+
 /// Parse `mnt:[4026531841]` into `4026531841`.
 pub fn parse_ns_link(link: &str) -> Option<u64> {
     let start = link.find('[')?;
