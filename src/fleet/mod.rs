@@ -47,6 +47,7 @@ use tokio::task::JoinSet;
 
 pub use crate::events::{EventSink, HostOutcome, HostTiming, Recap, Status};
 use crate::inventory::conn::ConnSpec;
+use crate::inventory::hop::ResolveHop;
 use crate::ssh::target::SshTarget;
 use crate::ssh::{Connector, SshConfig};
 use crate::target::TargetError;
@@ -93,9 +94,37 @@ pub fn ssh_config_for(o: &ConnOverrides) -> SshConfig {
     cfg
 }
 
-/// A connector for a run.
+/// A connector for a run. `ProxyJump` hops are resolved through the run's OpenSSH client
+/// configuration ([`resolve::hop_resolver`]), each as its own `ssh HOP` would be.
 pub fn connector_for(o: &ConnOverrides) -> Connector {
-    Connector::new(ssh_config_for(o))
+    let cfg = ssh_config_for(o);
+    match resolve::hop_resolver(o) {
+        Ok(r) => Connector::with_hop_resolver(cfg, hop_hook(r)),
+        // The same files already resolved every target; this only fails if they changed since.
+        Err(e) => {
+            eprintln!("[WARNING]: ProxyJump hops use the targets' settings: {e}");
+            Connector::new(cfg)
+        }
+    }
+}
+
+/// [`crate::ssh::proxy::HopResolver`] over a [`ResolveHop`]: hop `hop` on the way to `target`
+/// is resolved alone, with the target's config files (the transport sets the earlier hops), so
+/// its own configuration applies as in `ssh HOP`.
+fn hop_hook(r: Arc<dyn ResolveHop>) -> crate::ssh::proxy::HopResolver {
+    Arc::new(move |hop, target| {
+        let mut one = target.clone();
+        one.proxy_jump = Some(hop.to_string());
+        one.proxy_command = None;
+        match r.jump_host(&one) {
+            Ok(Some(spec)) => spec,
+            Ok(None) => crate::ssh::proxy::inherit_from_target(hop, target),
+            Err(e) => {
+                eprintln!("[WARNING]: ProxyJump hop {hop}: {e}; using the target's settings");
+                crate::ssh::proxy::inherit_from_target(hop, target)
+            }
+        }
+    })
 }
 
 /// Run `fut` on a fresh multi-threaded tokio runtime.

@@ -833,15 +833,16 @@ impl Fleet {
             })
             .collect();
         write_file(&fleet.known_hosts(), known.as_bytes(), 0o644)?;
-        let inv = render::inventory(
-            &fleet.inventory_hosts(),
-            &render::InventoryVars {
-                user: &fleet.inventory_user,
-                private_key: &fleet.client_key(),
-                known_hosts: &fleet.known_hosts(),
-                python: system::python3(),
-            },
-        );
+        let ssh_config = fleet.dir().join("ssh_config");
+        let vars = render::InventoryVars {
+            user: &fleet.inventory_user,
+            private_key: &fleet.client_key(),
+            known_hosts: &fleet.known_hosts(),
+            ssh_config: &ssh_config,
+            python: system::python3(),
+        };
+        write_file(&ssh_config, render::ssh_config(&vars).as_bytes(), 0o644)?;
+        let inv = render::inventory(&fleet.inventory_hosts(), &vars);
         write_file(&fleet.inventory(), inv.as_bytes(), 0o644)?;
         fleet.started_in = t0.elapsed();
         Ok(fleet)

@@ -79,7 +79,22 @@ pub struct InventoryVars<'a> {
     pub user: &'a str,
     pub private_key: &'a Path,
     pub known_hosts: &'a Path,
+    /// The fleet's OpenSSH client config ([`ssh_config`]), given with `-F` to hosts behind a
+    /// bastion.
+    pub ssh_config: &'a Path,
     pub python: &'a str,
+}
+
+/// An OpenSSH client config giving the fleet's hosts (all on 127.0.0.1) the fleet key and
+/// known_hosts: what a user's ~/.ssh/config does for a bastion, since OpenSSH logs in to a
+/// ProxyJump hop with the hop's own configuration, never with the target's `-i`.
+pub fn ssh_config(v: &InventoryVars<'_>) -> String {
+    format!(
+        "# Written by sshfleet::testfleet.\nHost 127.0.0.1\n  User {user}\n  IdentityFile {key}\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
+        user = v.user,
+        key = v.private_key.display(),
+        kh = v.known_hosts.display()
+    )
 }
 
 /// The Ansible INI inventory: group `fleet` with every host, and connection vars.
@@ -110,7 +125,7 @@ pub fn inventory(hosts: &[InventoryHost], v: &InventoryVars<'_>) -> String {
         ));
         let proxy = match &h.via {
             Via::Direct => None,
-            Via::Jump(j) => Some(format!("-o ProxyJump={j}")),
+            Via::Jump(j) => Some(format!("-F {} -o ProxyJump={j}", v.ssh_config.display())),
             Via::Command(c) => Some(format!("-o \"ProxyCommand={c}\"")),
         };
         if let Some(p) = proxy {
@@ -203,13 +218,14 @@ mod tests {
                 user: "deploy",
                 private_key: Path::new("/f/id_ed25519"),
                 known_hosts: Path::new("/f/known_hosts"),
+                ssh_config: Path::new("/f/ssh_config"),
                 python: "/usr/bin/python3",
             },
         );
         assert!(inv.contains("[fleet]\nhost01 ansible_host=127.0.0.1 ansible_port=40001\nhost02 "));
         // A proxied host repeats the group's ssh options with its own proxy.
         assert!(inv.contains(
-            "host02 ansible_host=127.0.0.1 ansible_port=40002 ansible_ssh_common_args='-o UserKnownHostsFile=/f/known_hosts -o StrictHostKeyChecking=yes -o ProxyJump=deploy@127.0.0.1:40001'\n"
+            "host02 ansible_host=127.0.0.1 ansible_port=40002 ansible_ssh_common_args='-o UserKnownHostsFile=/f/known_hosts -o StrictHostKeyChecking=yes -F /f/ssh_config -o ProxyJump=deploy@127.0.0.1:40001'\n"
         ));
         assert!(inv.contains(
             "host03 ansible_host=127.0.0.1 ansible_port=40003 ansible_ssh_common_args='-o UserKnownHostsFile=/f/known_hosts -o StrictHostKeyChecking=yes -o \"ProxyCommand=socat - UNIX-CONNECT:/f/host03.sock\"'\n"

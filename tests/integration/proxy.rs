@@ -48,14 +48,39 @@ fn topology() -> Fleet {
 /// Inventory names of the topology's hosts (host02 only by its alias).
 const NAMES: [&str; 5] = ["bastion", "app.internal", "hop2", "deep", "cmdhost"];
 
+/// The ssh arguments every host gets: `-F` a config that gives 127.0.0.1 (the bastion and the
+/// hops) the fleet key and the `-o IdentityFile=` keys of `more`, as a user's ~/.ssh/config
+/// would (OpenSSH logs in to a ProxyJump hop with the hop's own configuration, never with the
+/// target's `-i`), then the fleet's known_hosts, then `more`.
+fn common_args(fleet: &Fleet, dir: &Path, more: &str) -> String {
+    let cfg = dir.join("ssh_config");
+    let mut text = String::from("Host 127.0.0.1\n");
+    let extra = more
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("IdentityFile="));
+    for key in extra
+        .map(str::to_string)
+        .chain([fleet.client_key().display().to_string()])
+    {
+        text += &format!("  IdentityFile {key}\n");
+    }
+    text += &format!(
+        "  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+        fleet.known_hosts().display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    format!(
+        "-F {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {more}",
+        cfg.display(),
+        fleet.known_hosts().display()
+    )
+}
+
 /// The inventory: each host with its own route; `extra` lines go to group `broken`.
 /// `more` is appended to every host's ssh arguments.
 fn inventory(fleet: &Fleet, dir: &Path, extra: &[String], more: &str) -> PathBuf {
     let relay = fleet.host(BASTION).relay_port().expect("bastion relay");
-    let common = format!(
-        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {more}",
-        fleet.known_hosts().display()
-    );
+    let common = common_args(fleet, dir, more);
     let jump = format!("deploy@127.0.0.1:{relay}");
     let line = |name: &str, port: u16, proxy: &str| {
         format!(
@@ -123,10 +148,7 @@ fn proxy_ping_rotate_replicate_through_bastions_with_one_bastion_login() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
-    let common = format!(
-        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
-        fleet.known_hosts().display()
-    );
+    let common = common_args(&fleet, dir.path(), "");
     let relay = fleet.host(BASTION).relay_port().unwrap();
     let inv = inventory(
         &fleet,
@@ -270,8 +292,9 @@ fn proxy_ping_rotate_replicate_through_bastions_with_one_bastion_login() {
         new.display(),
         new2.display()
     );
+    let common = common_args(&fleet, dir.path(), &keys);
     let ghost = format!(
-        "ghost ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='{common} {keys} -J deploy@127.0.0.1:{relay}'"
+        "ghost ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='{common} -J deploy@127.0.0.1:{relay}'"
     );
     let inv = inventory(&fleet, dir.path(), &[ghost], &keys);
     let bastion_ak = fleet.authorized_keys_path(BASTION, "deploy");
