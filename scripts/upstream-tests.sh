@@ -119,8 +119,14 @@ unshare --mount --propagation private -- bash -euo pipefail -c '
   mount -t tmpfs -o mode=0755 sshfleet-upstream "$work/ns"
   cp -a /etc "$work/ns/etc"
   mount --bind "$work/ns/etc" /etc
+  # The checkout itself may live under one of the emptied directories (a clone in /tmp):
+  # keep it reachable at the same path through a bind mount parked on /run.
+  keep=/run/sshfleet-upstream-repo.$$
+  mkdir -p "$keep" && mount --bind "$root" "$keep"
   for d in /home /tmp /var/mail /var/log; do
-    [ -d "$d" ] && mount -t tmpfs -o mode=0755 sshfleet-upstream "$d"
+    [ -d "$d" ] || continue
+    mount -t tmpfs -o mode=0755 sshfleet-upstream "$d"
+    case "$root/" in "$d"/*) mkdir -p "$root" && mount --bind "$keep" "$root" ;; esac
   done
   chmod 1777 /tmp
   cd "$work/integration"
