@@ -153,26 +153,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::HostOutcome;
-    use serde_json::json;
-
-    fn recap(st: &[Status]) -> Recap {
-        Recap {
-            outcomes: st
-                .iter()
-                .enumerate()
-                .map(|(i, s)| HostOutcome {
-                    host: format!("host{i:02}"),
-                    status: *s,
-                    msg: None,
-                    result: json!({}),
-                    diff: None,
-                    timing: None,
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
+    use crate::events::recap_of as recap;
 
     #[test]
     fn exit_codes_follow_ansible() {

@@ -130,6 +130,26 @@ pub struct Recap {
     pub interrupted: bool,
 }
 
+/// A recap with one host per status (`host00`, `host01`, ...), for tests of what reads recaps.
+#[cfg(test)]
+pub(crate) fn recap_of(statuses: &[Status]) -> Recap {
+    Recap {
+        outcomes: statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| HostOutcome {
+                host: format!("host{i:02}"),
+                status: *s,
+                msg: None,
+                result: Value::Object(Default::default()),
+                diff: None,
+                timing: None,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// Where the fleet runner reports progress. Called from the runner's task only, in order:
 /// `run_started` once, then `host_finished` per host as each one ends (and `warning` for
 /// problems that belong to no host).

@@ -450,24 +450,7 @@ pub fn format_command_line(o: &HostOutcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn recap(st: &[Status]) -> Recap {
-        Recap {
-            outcomes: st
-                .iter()
-                .enumerate()
-                .map(|(i, s)| HostOutcome {
-                    host: format!("host{i:02}"),
-                    status: *s,
-                    msg: None,
-                    result: json!({}),
-                    diff: None,
-                    timing: None,
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
+    use crate::events::recap_of as recap;
 
     #[test]
     fn recap_is_aligned_like_ansible() {
