@@ -201,6 +201,56 @@ pub struct ConnectTiming {
     pub auth: Duration,
 }
 
+/// What [`drain`] collected from a channel.
+pub(crate) struct Drained {
+    /// Sending stdin and EOF: an error here explains a channel that closed early.
+    pub sent: Result<(), russh::Error>,
+    /// Output and exit status (`-1` when the channel closed without one).
+    pub out: CommandOutput,
+    /// The server answered the exec request with a failure.
+    pub refused: bool,
+}
+
+/// Feed `stdin` (then EOF) to a channel whose command already runs, and collect its output
+/// after what `out` holds already, until the channel closes.
+pub(crate) async fn drain(
+    channel: russh::Channel<client::Msg>,
+    stdin: Option<Vec<u8>>,
+    mut out: CommandOutput,
+) -> Drained {
+    out.status = -1;
+    let (mut rd, wr) = channel.split();
+    let writer = async {
+        if let Some(data) = stdin
+            && !data.is_empty()
+        {
+            wr.data(&data[..]).await?;
+        }
+        wr.eof().await
+    };
+    let reader = async {
+        let mut refused = false;
+        while let Some(msg) = rd.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.status = exit_status as i32,
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    out.status = 128 + signal_number(&signal_name);
+                    out.stderr.extend_from_slice(
+                        format!("killed by signal {signal_name:?}\n").as_bytes(),
+                    );
+                }
+                ChannelMsg::Failure => refused = true,
+                _ => {}
+            }
+        }
+        (out, refused)
+    };
+    let (sent, (out, refused)) = tokio::join!(writer, reader);
+    Drained { sent, out, refused }
+}
+
 impl Session {
     /// Open a session channel.
     pub async fn channel(&self) -> Result<russh::Channel<client::Msg>, SshError> {
@@ -219,42 +269,11 @@ impl Session {
         let channel = self.channel().await?;
         let perr = |e: russh::Error| SshError::Protocol(format!("{}: exec: {e}", self.addr));
         channel.exec(true, command).await.map_err(perr)?;
-        let (mut rd, wr) = channel.split();
-        let writer = async {
-            if let Some(data) = stdin
-                && !data.is_empty()
-            {
-                wr.data(&data[..]).await?;
-            }
-            wr.eof().await
-        };
-        let reader = async {
-            let mut out = CommandOutput {
-                status: -1,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            };
-            let mut refused = false;
-            while let Some(msg) = rd.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        out.stderr.extend_from_slice(&data)
-                    }
-                    ChannelMsg::ExitStatus { exit_status } => out.status = exit_status as i32,
-                    ChannelMsg::ExitSignal { signal_name, .. } => {
-                        out.status = 128 + signal_number(&signal_name);
-                        out.stderr.extend_from_slice(
-                            format!("killed by signal {signal_name:?}\n").as_bytes(),
-                        );
-                    }
-                    ChannelMsg::Failure => refused = true,
-                    _ => {}
-                }
-            }
-            (out, refused)
-        };
-        let (w, (out, refused)) = tokio::join!(writer, reader);
+        let Drained {
+            sent: w,
+            out,
+            refused,
+        } = drain(channel, stdin, CommandOutput::default()).await;
         if refused {
             return Err(SshError::Protocol(format!(
                 "{}: the server refused to run the command",

@@ -487,38 +487,17 @@ pub async fn exec(
         stderr,
     } = start(session, esc, argv).await?;
     let addr = session.addr.clone();
-    let (mut rd, wr) = channel.split();
-    let writer = async {
-        if let Some(data) = stdin
-            && !data.is_empty()
-        {
-            wr.data(&data[..]).await?;
-        }
-        wr.eof().await
-    };
-    let reader = async {
-        let mut out = CommandOutput {
+    let out = super::client::drain(
+        channel,
+        stdin,
+        CommandOutput {
             status: -1,
             stdout,
             stderr,
-        };
-        while let Some(msg) = rd.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => out.status = exit_status as i32,
-                ChannelMsg::ExitSignal { signal_name, .. } => {
-                    out.status = 128 + super::client::signal_number(&signal_name);
-                    out.stderr.extend_from_slice(
-                        format!("killed by signal {signal_name:?}\n").as_bytes(),
-                    );
-                }
-                _ => {}
-            }
-        }
-        out
-    };
-    let (_, out) = tokio::join!(writer, reader);
+        },
+    )
+    .await
+    .out;
     if out.status == -1 {
         return Err(if session.is_closed() {
             TargetError::Unreachable(format!("{addr}: connection closed"))

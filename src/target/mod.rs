@@ -65,7 +65,7 @@ pub struct UserInfo {
 }
 
 /// Result of running a command on the target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandOutput {
     pub status: i32,
     pub stdout: Vec<u8>,
