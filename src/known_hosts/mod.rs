@@ -2,9 +2,12 @@
 //! `?` and `!`, `@revoked`, `@cert-authority`), look up a host's key, and format new entries.
 //!
 //! Parsing and checking are pure ([`KnownHostsFile::parse`], [`KnownHosts::check`]); the only I/O
-//! is [`KnownHosts::load`] (read files) and [`append_entry`] (accept-new). Keys are compared
+//! is [`KnownHosts::load`] (read files) and [`append_entry`] (accept-new). Editing a file in
+//! place (add, replace, remove a host's key, keeping every other byte) is [`edit`]. Keys are compared
 //! as their wire blobs, so this module does not depend on a key library; fingerprints are
 //! OpenSSH's `SHA256:` form.
+
+pub mod edit;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -151,7 +154,7 @@ impl KnownHostsFile {
     }
 }
 
-fn parse_line(line: &str) -> Result<Entry, String> {
+pub(crate) fn parse_line(line: &str) -> Result<Entry, String> {
     let mut fields = line.split_whitespace();
     let mut first = fields.next().ok_or("empty line")?;
     let marker = match first {
@@ -186,7 +189,7 @@ fn parse_line(line: &str) -> Result<Entry, String> {
     })
 }
 
-fn parse_hosts(field: &str) -> Result<HostMatcher, String> {
+pub(crate) fn parse_hosts(field: &str) -> Result<HostMatcher, String> {
     if let Some(rest) = field.strip_prefix("|1|") {
         let (salt, hash) = rest.split_once('|').ok_or("bad hashed host")?;
         let salt = STANDARD
@@ -224,7 +227,7 @@ fn blob_type(blob: &[u8]) -> Option<&str> {
 }
 
 /// HMAC-SHA1, as `HashKnownHosts` uses it.
-fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
+pub(crate) fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
     use sha1::Digest as _;
     const B: usize = 64;
     let mut k = [0u8; B];
