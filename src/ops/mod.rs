@@ -7,3 +7,4 @@ pub mod expand;
 pub mod keys;
 pub mod replicate;
 pub mod slurp;
+pub mod sshd;

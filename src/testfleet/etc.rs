@@ -8,17 +8,28 @@
 //! takes only passwords", "on host04 sudo asks for a password" and "root has a password on
 //! host05" true on that host alone while every host still has the same users (as a real fleet
 //! does), and the machine's own files are never touched. `/etc/ssh` is per host so each host
-//! sees its own `sshd_config`, host keys, host certificate and trusted user CA there.
+//! sees its own `sshd_config`, host keys, host certificate and trusted user CA there, laid out
+//! as on a Debian host (see [`super::render::sshd_config`]): `sshd_config` is a regular file
+//! that includes `sshd_config.d/*.conf`, the host key is `/etc/ssh/ssh_host_ed25519_key`.
+//!
+//! `/run` is per host as well, as after a boot: `/run/sshd` (sshd's privilege separation
+//! directory), `/run/sudo`, and sshd's pidfile `/run/sshd.pid`, so `kill -HUP $(cat
+//! /run/sshd.pid)` run on the host reloads that host's sshd (PID 1 of its PID namespace; it
+//! re-executes itself with the same PID). Everything else of the machine's `/run` is hidden,
+//! in particular `/run/systemd/system`, the marker by which `systemctl` and tools like ours
+//! decide that systemd is the service manager: a command run on a fleet host finds no
+//! service manager and can never reach the machine's own systemd (or reload its sshd).
 //!
 //! Layout under the host directory (controller paths):
 //! - `etc/shadow`: the machine's `/etc/shadow` at start, with the host's passwords set
 //!   (SHA-512 crypt from `openssl passwd -6`, password on stdin); mode 0640, group kept;
 //! - `etc/sudoers.d/`: the machine's drop-ins except the fleet's own, plus `sshfleet-testfleet`
 //!   with this host's rules (`NOPASSWD` unless [`EtcSpec::sudo_password`]);
-//! - `run-sudo/` over `/run/sudo`: sudo's credential cache, per host;
-//! - `etc/ssh/`: the machine's non-key files (`moduli`, `ssh_config`, `ssh_config.d`) and
-//!   absolute symlinks to the host's `sshd_config`, host key and certificate, plus any extra
-//!   files the fleet writes there (e.g. a `TrustedUserCAKeys` file).
+//! - `run/` over `/run`: `sshd/` (0755), `sudo/` (sudo's credential cache, 0711) and the
+//!   pidfile sshd writes;
+//! - `etc/ssh/`: the machine's non-key files (`moduli`, `ssh_config`, `ssh_config.d`), an
+//!   empty `sshd_config.d/`, plus what the fleet writes there: `sshd_config`, the host key
+//!   pair, a host certificate, a `TrustedUserCAKeys` file.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -45,21 +56,27 @@ pub fn binds(hdir: &Path) -> Vec<(PathBuf, PathBuf)> {
         (etc.join("shadow"), PathBuf::from("/etc/shadow")),
         (etc.join("sudoers.d"), PathBuf::from("/etc/sudoers.d")),
         (etc.join("ssh"), PathBuf::from("/etc/ssh")),
-        // sudo's credential cache: per host, or a ticket one host's session earned would be
-        // honoured by another host's session with the same namespace-local parent PID.
-        (hdir.join("run-sudo"), PathBuf::from("/run/sudo")),
+        // sshd's pidfile and privsep dir, and sudo's credential cache: per host (a ticket one
+        // host's session earned would otherwise be honoured by another host's session with
+        // the same namespace-local parent PID); hides the machine's /run/systemd.
+        (hdir.join("run"), PathBuf::from("/run")),
     ]
 }
 
-/// Write the host's pieces; `links` are (name in etc/ssh, absolute target) symlinks.
-pub fn prepare(hdir: &Path, spec: &EtcSpec, links: &[(&str, PathBuf)]) -> Result<(), FleetError> {
+/// The host's `/etc/ssh` as a controller path (created by [`prepare`]; the fleet writes the
+/// host key there before).
+pub fn ssh_dir(hdir: &Path) -> PathBuf {
+    hdir.join("etc").join("ssh")
+}
+
+/// Write the host's pieces (`etc/ssh` may already hold the host key).
+pub fn prepare(hdir: &Path, spec: &EtcSpec) -> Result<(), FleetError> {
     let etc = hdir.join("etc");
     mkdir(&etc, 0o755)?;
-    // The mount point must exist on the machine.
-    if !Path::new("/run/sudo").exists() {
-        mkdir(Path::new("/run/sudo"), 0o711)?;
-    }
-    mkdir(&hdir.join("run-sudo"), 0o711)?;
+    let run = hdir.join("run");
+    mkdir(&run, 0o755)?;
+    mkdir(&run.join("sshd"), 0o755)?;
+    mkdir(&run.join("sudo"), 0o711)?;
     // shadow
     let machine =
         std::fs::read_to_string("/etc/shadow").map_err(|e| FleetError::io("/etc/shadow", e))?;
@@ -105,11 +122,7 @@ pub fn prepare(hdir: &Path, spec: &EtcSpec, links: &[(&str, PathBuf)]) -> Result
         }
     }
     mkdir(&ssh.join("ssh_config.d"), 0o755)?;
-    for (name, target) in links {
-        let l = ssh.join(name);
-        let _ = std::fs::remove_file(&l);
-        std::os::unix::fs::symlink(target, &l).map_err(|e| FleetError::io(l.display(), e))?;
-    }
+    mkdir(&ssh.join("sshd_config.d"), 0o755)?;
     Ok(())
 }
 

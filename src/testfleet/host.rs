@@ -6,7 +6,9 @@
 //! ```text
 //! this process (spawner thread)
 //!  └─ unshare --pid --fork --kill-child      ← our child; PR_SET_PDEATHSIG=SIGKILL; own mount ns
-//!      └─ sshd -D -e -f HOST/sshd_config     ← PID 1 of a new PID namespace
+//!      └─ sshd -D -e                         ← PID 1 of a new PID namespace; reads the
+//!                                               host's /etc/ssh/sshd_config, writes its
+//!                                               /run/sshd.pid (SIGHUP: re-exec, same PID)
 //!          └─ per-connection sshd, sessions, everything they start (setsid or not)
 //! ```
 //!
@@ -35,6 +37,8 @@ use super::system::{self, SSHD};
 /// Where one host's files are and what to bind in its namespace.
 #[derive(Debug, Clone)]
 pub struct HostPaths {
+    /// The controller path of the host's `/etc/ssh/sshd_config` (sshd reads it there, in the
+    /// host's mount namespace, as on a real host).
     pub config: PathBuf,
     pub log: PathBuf,
     /// Bound over `/home`.
@@ -133,28 +137,18 @@ pub fn spawn(paths: &HostPaths) -> Result<(Child, u64), FleetError> {
     }
     let parent = std::process::id() as libc::pid_t;
     let mut cmd = Command::new(unshare);
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--",
-        SSHD,
-        "-D",
-        "-e",
-        "-f",
-    ])
-    .arg(&paths.config)
-    .stdin(Stdio::null())
-    .stdout(log2)
-    .stderr(log)
-    .env_clear()
-    .env(
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    )
-    .env("LANG", "C.UTF-8")
-    // Own process group: a terminal's Ctrl-C reaches only the owner, which tears down.
-    .process_group(0);
+    cmd.args(["--pid", "--fork", "--kill-child", "--", SSHD, "-D", "-e"])
+        .stdin(Stdio::null())
+        .stdout(log2)
+        .stderr(log)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("LANG", "C.UTF-8")
+        // Own process group: a terminal's Ctrl-C reaches only the owner, which tears down.
+        .process_group(0);
     if let Some(n) = &paths.netns {
         n.enter_on_exec(&mut cmd);
     }

@@ -25,13 +25,16 @@
 //! ```
 //!
 //! # How a host is isolated
-//! Each host is `unshare --pid --fork --kill-child -- sshd -D -e -f HOST/sshd_config` spawned
+//! Each host is `unshare --pid --fork --kill-child -- sshd -D -e` spawned
 //! in a fresh private mount namespace where `FLEETDIR/hostNN/home` is bound over `/home` and
 //! `FLEETDIR/hostNN/root` over `/root`; sshd is PID 1 of its own PID namespace (see
 //! [`host`]). So `~deploy/.ssh/authorized_keys` on host07 is
 //! `FLEETDIR/host07/home/deploy/.ssh/authorized_keys` on the controller, and root logs in with
 //! the fleet key too (its `/root` is per host). Users (`/etc/passwd`) are the machine's, but
-//! `/etc/shadow`, `/etc/sudoers.d` and `/etc/ssh` are per host too (see [`etc`]): passwords
+//! `/etc/shadow`, `/etc/sudoers.d`, `/etc/ssh` and `/run` are per host too (see [`etc`]):
+//! sshd reads `/etc/ssh/sshd_config` as on a Debian host and writes `/run/sshd.pid`, so
+//! `kill -HUP $(cat /run/sshd.pid)` on the host reloads it (the machine's systemd is hidden);
+//! passwords
 //! ([`FleetBuilder::password`]), sudo rules ([`FleetBuilder::sudo_password`]), host
 //! certificates ([`FleetBuilder::host_certificate`]) and trusted user CAs
 //! ([`FleetBuilder::trusted_user_ca`]) differ per host.
@@ -52,7 +55,7 @@
 //! thread* exits. The directory is left behind in that case; the next fleet started with a
 //! default directory removes such stale `sshfleet-fleet-*` directories (never kept ones).
 //!
-//! The fleet directory must not be under `/home` or `/root` (it would be hidden inside the
+//! The fleet directory must not be under `/home`, `/root` or `/run` (it would be hidden inside the
 //! hosts' namespaces); the default is a new directory under `$TMPDIR` (or `/tmp`).
 //!
 //! # Notes for tests
@@ -426,6 +429,21 @@ impl FleetHost {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// The controller path of the host's `/etc/ssh/sshd_config` (a regular file there; it
+    /// includes `/etc/ssh/sshd_config.d/*.conf`).
+    pub fn sshd_config_path(&self) -> PathBuf {
+        self.paths.config.clone()
+    }
+    /// The controller path of the host's `/etc/ssh/ssh_host_ed25519_key` (the key it was
+    /// started with; a host-key rotation may have replaced it since).
+    pub fn host_key_path(&self) -> PathBuf {
+        etc::ssh_dir(&self.dir).join("ssh_host_ed25519_key")
+    }
+    /// The controller path of the host's `/run/sshd.pid` (sshd writes it; it holds `1`, sshd's
+    /// PID inside the host's PID namespace).
+    pub fn pidfile_path(&self) -> PathBuf {
+        self.dir.join("run").join("sshd.pid")
+    }
     /// The controller path bound over `/home` on this host.
     pub fn home_root(&self) -> &Path {
         &self.paths.home_root
@@ -440,7 +458,7 @@ impl FleetHost {
     }
     /// The controller path of an absolute path on this host when that path is private to the
     /// host (under `/home`, `/root`, a [`FleetBuilder::private_dir`], `/etc/shadow`,
-    /// `/etc/sudoers.d` or `/etc/ssh`); None when the path
+    /// `/etc/sudoers.d`, `/etc/ssh` or `/run`); None when the path
     /// is shared by every host (the rest of the file system) or relative.
     pub fn local_path(&self, remote: impl AsRef<Path>) -> Option<PathBuf> {
         let remote = remote.as_ref();
@@ -475,7 +493,7 @@ impl FleetHost {
     pub fn authorized_keys_path(&self, user: &str) -> PathBuf {
         self.home_of(user).join(".ssh/authorized_keys")
     }
-    /// The host's public host key line (`ssh-ed25519 AAAA… comment`).
+    /// The host's public host key line (`ssh-ed25519 AAAA… comment`) as generated at start.
     pub fn host_key_pub(&self) -> &str {
         &self.host_key_pub
     }
@@ -610,11 +628,13 @@ impl Fleet {
                 let src = private_source(&hdir, d);
                 fs::create_dir_all(&src).map_err(|e| FleetError::io(src.display(), e))?;
             }
-            let key = hdir.join("ssh_host_ed25519_key");
+            let ssh_dir = etc::ssh_dir(&hdir);
+            fs::create_dir_all(&ssh_dir).map_err(|e| FleetError::io(ssh_dir.display(), e))?;
+            let key = ssh_dir.join("ssh_host_ed25519_key");
             keygens.push((key.clone(), keygen(&key, &format!("root@{name}"))?));
             prepared.push(Prepared {
                 paths: HostPaths {
-                    config: hdir.join("sshd_config"),
+                    config: ssh_dir.join("sshd_config"),
                     log: hdir.join("sshd.log"),
                     home_root,
                     root_home,
@@ -642,18 +662,9 @@ impl Fleet {
         }
         // Per-host /etc pieces, host certificates, trusted user CAs.
         for (i, p) in prepared.iter().enumerate() {
-            let key = p.dir.join("ssh_host_ed25519_key");
-            let mut links: Vec<(&str, PathBuf)> = vec![
-                ("sshd_config", p.paths.config.clone()),
-                ("ssh_host_ed25519_key", key.clone()),
-                ("ssh_host_ed25519_key.pub", key.with_extension("pub")),
-            ];
+            let key = etc::ssh_dir(&p.dir).join("ssh_host_ed25519_key");
             if let Some((_, cert)) = b.host_certs.iter().rev().find(|(h, _)| *h == i) {
                 sign_host_key(&key, cert, &p.name)?;
-                links.push((
-                    "ssh_host_ed25519_key-cert.pub",
-                    p.dir.join("ssh_host_ed25519_key-cert.pub"),
-                ));
             }
             let spec = etc::EtcSpec {
                 passwords: b
@@ -665,7 +676,7 @@ impl Fleet {
                 sudo_users: sudo_users.clone(),
                 sudo_password: b.sudo_password_hosts.contains(&i),
             };
-            etc::prepare(&p.dir, &spec, &links)?;
+            etc::prepare(&p.dir, &spec)?;
             let cas: Vec<&PathBuf> = b
                 .user_cas
                 .iter()
@@ -696,10 +707,7 @@ impl Fleet {
                 .collect();
             extra.extend(b.extra_all.iter().cloned());
             if b.host_certs.iter().any(|(h, _)| *h == i) {
-                extra.push(format!(
-                    "HostCertificate {}",
-                    p.dir.join("ssh_host_ed25519_key-cert.pub").display()
-                ));
+                extra.push("HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub".into());
             }
             if b.user_cas.iter().any(|(h, _)| *h == i) {
                 // The host's own /etc/ssh (bound in its namespace, where sshd reads it).
@@ -707,7 +715,6 @@ impl Fleet {
             }
             let cfg = render::sshd_config(&render::SshdConfig {
                 port,
-                host_key: &p.dir.join("ssh_host_ed25519_key"),
                 sftp_server: sftp,
                 max_startups: &b.max_startups,
                 log_level: &b.log_level,
@@ -1345,7 +1352,7 @@ fn make_fleet_dir(want: Option<&Path>) -> Result<PathBuf, FleetError> {
     let dir = dir
         .canonicalize()
         .map_err(|e| FleetError::io(dir.display(), e))?;
-    for hidden in ["/home", "/root"] {
+    for hidden in ["/home", "/root", "/run"] {
         if dir.starts_with(hidden) {
             let _ = fs::remove_dir_all(&dir);
             return Err(FleetError::Setup(format!(

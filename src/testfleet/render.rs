@@ -14,28 +14,40 @@ pub fn host_name(prefix: &str, index: usize, count: usize) -> String {
 #[derive(Debug, Clone)]
 pub struct SshdConfig<'a> {
     pub port: u16,
-    pub host_key: &'a Path,
     pub sftp_server: &'a str,
     pub max_startups: &'a str,
     pub log_level: &'a str,
     pub permit_root_login: bool,
-    /// Extra lines, placed first: sshd uses the first value it reads for a keyword, so these
-    /// override the defaults below.
+    /// Extra lines, placed before the fleet's settings: sshd uses the first value it reads
+    /// for a keyword, so these override the defaults below (drop-ins in `sshd_config.d`,
+    /// included first as on Debian, override both).
     pub extra: &'a [String],
 }
 
-/// Render one host's `sshd_config`.
+/// Render one host's `/etc/ssh/sshd_config`, laid out as Debian's stock file: `Include
+/// /etc/ssh/sshd_config.d/*.conf` first, the `HostKey` lines commented out (so sshd uses its
+/// default keys `/etc/ssh/ssh_host_{rsa,ecdsa,ed25519}_key`, of which the host has the
+/// ed25519 one), no `PidFile` (the default `/run/sshd.pid`).
 pub fn sshd_config(c: &SshdConfig<'_>) -> String {
-    let mut s =
-        String::from("# Written by sshfleet::testfleet. Extra options first (first value wins).\n");
+    let mut s = String::from(
+        "# Written by sshfleet::testfleet, laid out as Debian's stock sshd_config.\n\
+         # See sshd_config(5). Uncommented options override the default value.\n\n\
+         Include /etc/ssh/sshd_config.d/*.conf\n\n",
+    );
+    if !c.extra.is_empty() {
+        s.push_str("# Extra options (first value wins).\n");
+    }
     for line in c.extra {
         s.push_str(line.trim_end());
         s.push('\n');
     }
     s.push_str(&format!(
         "ListenAddress 127.0.0.1:{port}\n\
-         HostKey {host_key}\n\
-         PidFile none\n\
+         \n\
+         #HostKey /etc/ssh/ssh_host_rsa_key\n\
+         #HostKey /etc/ssh/ssh_host_ecdsa_key\n\
+         #HostKey /etc/ssh/ssh_host_ed25519_key\n\
+         \n\
          UsePAM no\n\
          PasswordAuthentication no\n\
          KbdInteractiveAuthentication no\n\
@@ -51,7 +63,6 @@ pub fn sshd_config(c: &SshdConfig<'_>) -> String {
          LogLevel {log_level}\n\
          Subsystem sftp {sftp}\n",
         port = c.port,
-        host_key = c.host_key.display(),
         root = if c.permit_root_login {
             "prohibit-password"
         } else {
@@ -166,11 +177,10 @@ mod tests {
     }
 
     #[test]
-    fn sshd_config_puts_extra_lines_first() {
+    fn sshd_config_is_debian_like_with_extra_lines_before_the_defaults() {
         let extra = vec!["PubkeyAcceptedAlgorithms ssh-rsa".to_string()];
         let cfg = sshd_config(&SshdConfig {
             port: 2222,
-            host_key: Path::new("/f/host01/ssh_host_ed25519_key"),
             sftp_server: "/usr/lib/openssh/sftp-server",
             max_startups: "10:30:100",
             log_level: "INFO",
@@ -178,9 +188,19 @@ mod tests {
             extra: &extra,
         });
         let lines: Vec<&str> = cfg.lines().collect();
-        assert_eq!(lines[1], "PubkeyAcceptedAlgorithms ssh-rsa");
-        assert!(lines.contains(&"ListenAddress 127.0.0.1:2222"));
-        assert!(lines.contains(&"HostKey /f/host01/ssh_host_ed25519_key"));
+        let at = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+        // Debian's order: drop-ins first, then extras, then the fleet's settings.
+        assert!(
+            at("Include /etc/ssh/sshd_config.d/*.conf") < at("PubkeyAcceptedAlgorithms ssh-rsa")
+        );
+        assert!(at("PubkeyAcceptedAlgorithms ssh-rsa") < at("ListenAddress 127.0.0.1:2222"));
+        // Stock HostKey lines commented out: sshd uses its default key paths; default pidfile.
+        assert!(lines.contains(&"#HostKey /etc/ssh/ssh_host_ed25519_key"));
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("HostKey") || l.starts_with("PidFile"))
+        );
         assert!(lines.contains(&"PermitRootLogin prohibit-password"));
         assert!(lines.contains(&"UsePAM no"));
         assert!(lines.contains(&"Subsystem sftp /usr/lib/openssh/sftp-server"));

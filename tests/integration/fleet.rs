@@ -285,9 +285,9 @@ fn fleet_writes_inventory_known_hosts_and_key_with_quiet_sshd() {
         let blob = h.host_key_pub().split_whitespace().nth(1).unwrap();
         assert!(kh.contains(&format!("[127.0.0.1]:{} ssh-ed25519 {blob}", h.port())));
     }
-    let cfg = std::fs::read_to_string(fleet.hosts()[1].dir().join("sshd_config")).unwrap();
+    let cfg = std::fs::read_to_string(fleet.hosts()[1].sshd_config_path()).unwrap();
     assert!(cfg.contains("Banner /dev/null"));
-    let cfg0 = std::fs::read_to_string(fleet.hosts()[0].dir().join("sshd_config")).unwrap();
+    let cfg0 = std::fs::read_to_string(fleet.hosts()[0].sshd_config_path()).unwrap();
     assert!(!cfg0.contains("Banner"));
     // ssh-keygen -y proves the client key is a valid unencrypted key.
     let out = std::process::Command::new("ssh-keygen")
@@ -524,4 +524,81 @@ fn fleet_inventory_works_with_ansible() {
             .unwrap_or_else(|| panic!("no result for {}:\n{become_}", h.name()));
         assert!(line.contains("rc=0") && line.ends_with("root"), "{line}");
     }
+}
+
+/// Each host looks like a Debian host for sshd: a regular `/etc/ssh/sshd_config` including
+/// `sshd_config.d`, the host key at the stock path, a pidfile in its own `/run`, no systemd
+/// visible; `kill -HUP $(cat /run/sshd.pid)` on the host reloads its sshd (which re-executes
+/// itself and stays PID 1 of the host's PID namespace) and picks up a drop-in; restart works.
+#[test]
+fn fleet_host_etc_ssh_is_debian_like_and_sshd_reloads_with_hup_from_the_pidfile() {
+    let fleet = Fleet::builder().hosts(2).start().expect("start fleet");
+    let h = fleet.host(0);
+    let pid = h.pid().unwrap();
+    let out = ssh(
+        &fleet,
+        0,
+        "root",
+        "test -f /etc/ssh/sshd_config && ! test -L /etc/ssh/sshd_config && echo regular; \
+         grep -x 'Include /etc/ssh/sshd_config.d/\\*.conf' /etc/ssh/sshd_config; \
+         test -f /etc/ssh/ssh_host_ed25519_key && ! test -L /etc/ssh/ssh_host_ed25519_key && echo key; \
+         cat /run/sshd.pid; test -e /run/systemd/system || echo no-systemd; \
+         /usr/sbin/sshd -T | grep -i '^hostkey '",
+    );
+    out.assert_success();
+    let text = out.stdout_str();
+    assert!(text.contains("regular\n"), "{text}");
+    assert!(
+        text.contains("Include /etc/ssh/sshd_config.d/*.conf\n"),
+        "{text}"
+    );
+    assert!(text.contains("key\n1\nno-systemd\n"), "{text}");
+    // Debian's stock defaults: every default path is listed, only ed25519 exists.
+    assert!(
+        text.contains("hostkey /etc/ssh/ssh_host_ed25519_key"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(h.pidfile_path()).unwrap().trim(),
+        "1"
+    );
+    // Another host's /etc/ssh and /run are its own.
+    assert_ne!(
+        std::fs::read(h.host_key_path()).unwrap(),
+        std::fs::read(fleet.host(1).host_key_path()).unwrap()
+    );
+    // A drop-in plus HUP from inside the host: sshd re-executes with the same PID.
+    let out = ssh(
+        &fleet,
+        0,
+        "root",
+        "echo 'Banner /etc/ssh/banner.txt' > /etc/ssh/sshd_config.d/50-banner.conf && \
+         echo 'reloaded-banner' > /etc/ssh/banner.txt && kill -HUP \"$(cat /run/sshd.pid)\"",
+    );
+    out.assert_success();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let banner = loop {
+        let o = crate::support::fleet::ssh_command(&fleet, 0, "deploy")
+            .arg("true")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        if o.status.success() && err.contains("reloaded-banner") {
+            break err;
+        }
+        assert!(Instant::now() < deadline, "no reload: {err}\n{}", h.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(banner.contains("reloaded-banner"));
+    assert_eq!(h.pid(), Some(pid), "sshd keeps its PID");
+    assert!(procs::exists(pid), "sshd still runs");
+    assert!(
+        h.log().contains("Received SIGHUP; restarting."),
+        "{}",
+        h.log()
+    );
+    // The machine's sshd and files are untouched; restart keeps the host's /etc/ssh.
+    fleet.restart_host(0).unwrap();
+    ssh(&fleet, 0, "deploy", "true").assert_success();
+    assert!(h.sshd_config_path().is_file());
 }

@@ -9,6 +9,7 @@ mod cli;
 mod collection;
 mod fleet;
 mod hostile;
+mod hostkeys;
 mod inventory;
 mod keys;
 mod modules_authorized_key;

@@ -89,7 +89,7 @@ fn reliability_stalled_host_times_out_and_the_rest_completes() {
 fn reliability_impostor_host_key_refused_before_authentication() {
     let fleet = Fleet::builder().hosts(2).start().expect("start fleet");
     let dir = tempfile::tempdir().unwrap();
-    let host_key = fleet.host(0).dir().join("ssh_host_ed25519_key");
+    let host_key = fleet.host(0).host_key_path();
     assert!(host_key.exists(), "{} missing", host_key.display());
     std::fs::remove_file(&host_key).unwrap();
     let _ = std::fs::remove_file(host_key.with_extension("pub"));
