@@ -10,6 +10,7 @@ mod collection;
 mod fleet;
 mod hostile;
 mod inventory;
+mod journal;
 mod keys;
 mod modules_authorized_key;
 mod modules_files;
