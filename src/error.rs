@@ -102,6 +102,8 @@ pub enum Error {
     #[cfg(feature = "testfleet")]
     #[error(transparent)]
     TestFleet(#[from] crate::testfleet::FleetError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// A rerun of an interrupted command cannot continue from what it found (nothing changed).
     #[error("{}: {msg}", path.display())]
     Resume {

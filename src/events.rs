@@ -36,6 +36,37 @@ pub struct HostOutcome {
     pub diff: Option<Value>,
     /// Where the host's time went (filled in by the runner; shown with `-v`).
     pub timing: Option<HostTiming>,
+    /// Files this job changed on the host, for the run journal (the `journal` module): set by
+    /// the mutating commands, written by the reporter, whatever the status (a failed host
+    /// may have changed a file before failing).
+    pub changes: Vec<FileChange>,
+}
+
+/// One file a job changed on one host, as the run journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// The path written (after following a symlink, where the command follows).
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+/// What is known about a changed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// An authorized_keys file: its whole content before (`None`: it did not exist) and after
+    /// (public keys are not secret; undo restores `before`).
+    AuthorizedKeys {
+        /// Whose file.
+        user: String,
+        before: Option<String>,
+        after: String,
+    },
+    /// A copied or replicated file: only hashes, never content. `None`: absent (before) or
+    /// not a regular file.
+    Copied {
+        sha256_before: Option<String>,
+        sha256_after: String,
+    },
 }
 
 /// One host's time: connecting, authenticating, and the job itself.
@@ -67,6 +98,7 @@ impl HostOutcome {
             result,
             diff: None,
             timing: None,
+            changes: Vec::new(),
         }
     }
     pub fn ok(host: &str, result: Value) -> Self {
@@ -118,6 +150,11 @@ impl HostOutcome {
         self.diff = Some(diff);
         self
     }
+    /// Add changed files (for the journal).
+    pub fn with_changes(mut self, changes: impl IntoIterator<Item = FileChange>) -> Self {
+        self.changes.extend(changes);
+        self
+    }
 }
 
 /// The result of a fleet run.
@@ -144,6 +181,7 @@ pub(crate) fn recap_of(statuses: &[Status]) -> Recap {
                 result: Value::Object(Default::default()),
                 diff: None,
                 timing: None,
+                changes: vec![],
             })
             .collect(),
         ..Default::default()

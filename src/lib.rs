@@ -38,6 +38,8 @@ pub mod fleet;
 #[cfg(feature = "controller")]
 pub mod inventory;
 #[cfg(feature = "controller")]
+pub mod journal;
+#[cfg(feature = "controller")]
 pub mod report;
 #[cfg(feature = "controller")]
 pub mod run;

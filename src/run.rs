@@ -34,6 +34,8 @@ pub enum Command {
     },
     /// `config [--host H]`
     Config { host: Option<String> },
+    /// `runs` (list) or `runs show ID`
+    Runs { show: Option<String> },
     /// `ssh-config [-F FILE] HOST`: what the OpenSSH config resolves for a host
     SshConfig {
         host: String,
@@ -99,5 +101,6 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         Command::Keys(cmd) => keys::execute(g, &cmd),
         Command::Files(cmd) => files::execute(g, &cmd),
         Command::Config { host } => config::command(g, host.as_deref()),
+        Command::Runs { show } => crate::commands::runs::command(g, show.as_deref()),
     }
 }

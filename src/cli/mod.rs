@@ -14,6 +14,7 @@ pub mod files;
 pub mod fleet;
 pub mod inventory;
 pub mod keys;
+pub mod runs;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -263,6 +264,16 @@ pub struct Cli {
     )]
     pub ssh_config: Option<String>,
 
+    /// Run journal directory (default: $SSHFLEET_JOURNAL_DIR, else
+    /// $XDG_STATE_HOME/sshfleet/journal, else ~/.local/state/sshfleet/journal).
+    #[arg(
+        long = "journal-dir",
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
+    pub journal_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -310,6 +321,11 @@ pub enum Command {
         after_help = "Examples:\n  sshfleet -i hosts.ini replicate --from ca01 /etc/pki/ca-bundle.pem -b --mode 0644\n  sshfleet -i hosts.ini -l pki replicate --from ca01 -r /etc/pki/issued/ -b\n  sshfleet -i hosts.ini replicate --from ca01 /etc/pki/ca.crt --validate 'openssl x509 -in %s'"
     )]
     Replicate(files::ReplicateArgs),
+    /// List the runs in the journal, or show one (`runs show ID`).
+    #[command(
+        after_help = "Examples:\n  sshfleet runs\n  sshfleet runs show 20261203T113600.123Z-4242 --json"
+    )]
+    Runs(runs::RunsArgs),
     /// Print a shell completion script generated from these flags.
     #[command(
         after_help = "Examples:\n  sshfleet completions bash > /etc/bash_completion.d/sshfleet\n  sshfleet completions zsh > \"${fpath[1]}/_sshfleet\"\n  sshfleet completions fish > ~/.config/fish/completions/sshfleet.fish"
@@ -441,6 +457,10 @@ impl Cli {
             diff: self.diff,
             ansible: std::sync::Arc::new(ansible),
             forks_origin,
+            journal: crate::commands::JournalSettings {
+                dir: self.journal_dir.clone(),
+                argv: std::env::args().collect(),
+            },
         })
     }
 
@@ -459,6 +479,7 @@ impl Cli {
             Command::Completions(a) => a.into_command()?,
             Command::Man(a) => a.into_command()?,
             Command::Config(a) => a.into_command()?,
+            Command::Runs(a) => a.into_command()?,
             #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
             Command::SshConfig(a) => a.into_command()?,

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::{Config, finish, no_hosts, run_on_specs};
 use crate::error::{Error, ExitCode, Result};
-use crate::events::HostOutcome;
+use crate::events::{ChangeKind, FileChange, HostOutcome};
 use crate::fleet::{self, HostCtx, block_on};
 use crate::inventory::conn::ConnSpec;
 use crate::ops::copy::{CopyOptions, HostReport, SourceSet};
@@ -76,7 +76,31 @@ pub fn outcome(r: &HostReport, diff: bool) -> HostOutcome {
             o = o.with_diff(Value::String(text));
         }
     }
-    o
+    o.with_changes(file_changes(r))
+}
+
+/// The journal's view of a host's copy report: every file changed (content or attributes),
+/// with hashes only — a copied file's content is never journaled.
+pub fn file_changes(r: &HostReport) -> Vec<FileChange> {
+    r.files
+        .iter()
+        .filter(|f| f.changed && f.error.is_none())
+        .map(|f| {
+            let writes = f.action.is_some_and(|a| a.writes_content());
+            let after = crate::files::checksum::to_hex(&f.sha256);
+            FileChange {
+                path: f.dest.clone(),
+                kind: ChangeKind::Copied {
+                    sha256_before: if writes {
+                        f.sha256_before.as_ref().map(crate::files::checksum::to_hex)
+                    } else {
+                        Some(after.clone())
+                    },
+                    sha256_after: after,
+                },
+            }
+        })
+        .collect()
 }
 
 /// [`replicate`] `set` from `src` to `specs`, each destination's job run by the fleet runner,

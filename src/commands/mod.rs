@@ -12,12 +12,14 @@
 //! - [`inventory`]: `inventory --list|--host`, `hosts`
 //! - [`keys`]: `keys list|add|remove|set|rotate`
 //! - [`files`]: `slurp`, `copy`, `replicate`
+//! - [`runs`]: `runs`, `runs show ID` (the run journal, [`crate::journal`])
 
 pub mod adhoc;
 pub mod config;
 pub mod files;
 pub mod inventory;
 pub mod keys;
+pub mod runs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use crate::events::{HostOutcome, Recap};
 use crate::fleet::resolve::{ConnOverrides, Selection, resolve_targets};
 use crate::fleet::{self, HostCtx, RunOptions};
 use crate::inventory::conn::ConnSpec;
+use crate::journal::{Journal, JournalError};
 use crate::report::{OutputMode, ReportOptions, Reporter};
 use crate::ssh::Connector;
 use crate::target::TargetError;
@@ -53,6 +56,17 @@ pub struct Config {
     pub ansible: Arc<crate::ansible_config::AnsibleConfig>,
     /// Where `run.forks` came from (`-f`, `forks`/`ANSIBLE_FORKS`, or sshfleet's default 200).
     pub forks_origin: crate::ansible_config::Origin,
+    /// The run journal's settings ([`crate::journal`]).
+    pub journal: JournalSettings,
+}
+
+/// Where the run journal lives and what it records about this invocation.
+#[derive(Debug, Clone, Default)]
+pub struct JournalSettings {
+    /// `--journal-dir`; `None`: `$SSHFLEET_JOURNAL_DIR`, then the XDG state directory.
+    pub dir: Option<std::path::PathBuf>,
+    /// The command line as given (redacted when recorded).
+    pub argv: Vec<String>,
 }
 
 impl Default for Config {
@@ -78,6 +92,7 @@ impl Default for Config {
                 .expect("the defaults are valid"),
             ),
             forks_origin: crate::ansible_config::Origin::Default,
+            journal: JournalSettings::default(),
         }
     }
 }
@@ -97,9 +112,28 @@ impl Config {
         fleet::connector_for(&self.conn)
     }
 
-    /// A reporter for the global output flags.
+    /// A reporter for the global output flags. Outside check mode it records every file the
+    /// run changes in the run journal (check mode records nothing).
     pub fn reporter(&self) -> Reporter {
-        Reporter::from_options(&self.report)
+        let recorder = if self.check {
+            None
+        } else {
+            match self.journal_store() {
+                Ok(j) => Some(j.recorder(&self.journal.argv)),
+                Err(e) => {
+                    eprintln!("[WARNING]: changes of this run are not journaled: {e}");
+                    None
+                }
+            }
+        };
+        Reporter::from_options(&self.report).with_journal(recorder)
+    }
+
+    /// The run journal ([`crate::journal`]) this invocation reads and writes.
+    pub fn journal_store(&self) -> std::result::Result<Journal, JournalError> {
+        let dir =
+            crate::journal::default_dir(self.journal.dir.as_deref(), |k| std::env::var(k).ok())?;
+        Ok(Journal::at(dir))
     }
 }
 

@@ -140,6 +140,16 @@ pub struct AuthorizedKeyResult {
     /// Notes about the file (`FILE line N: ...`).
     pub warnings: Vec<String>,
     pub backup_file: Option<String>,
+    /// The file's whole content before (`None`: it did not exist) and after, when this run
+    /// wrote it (not in check mode): what the controller's run journal records.
+    pub written: Option<Written>,
+}
+
+/// Content of a key file this run replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub before: Option<String>,
+    pub after: String,
 }
 
 /// Why the operation failed on a host.
@@ -318,6 +328,10 @@ async fn edit<T: Target>(
         {
             Ok(w) => {
                 result.backup_file = w.backup_file;
+                result.written = Some(Written {
+                    before: old,
+                    after: outcome.content,
+                });
                 return Ok(result);
             }
             Err(TargetError::Changed { .. }) if attempt == 1 => continue,
@@ -333,6 +347,7 @@ fn result_for(keyfile: &str, user: &str, o: &EditOutcome) -> AuthorizedKeyResult
         user: user.to_string(),
         changed: o.changed,
         diff: None,
+        written: None,
         added: o.added.clone(),
         updated: o.updated.clone(),
         removed: o.removed.clone(),

@@ -149,6 +149,8 @@ pub struct FileReport {
     pub error: Option<String>,
     /// The failure was a transport failure.
     pub unreachable: bool,
+    /// sha256 of the regular file this one replaced ([`FilePlan::sha256_before`]).
+    pub sha256_before: Option<Sha256Digest>,
 }
 
 impl FileReport {
@@ -258,6 +260,9 @@ pub struct FilePlan {
     pub dest: String,
     pub plan: Result<Plan, String>,
     pub diff: Option<FileDiff>,
+    /// sha256 of the destination before, where it is a regular file whose content this plan
+    /// replaces (for the controller's run journal); `None` otherwise.
+    pub sha256_before: Option<Sha256Digest>,
 }
 
 /// Everything [`apply`] needs for one host, decided without changing anything.
@@ -491,11 +496,22 @@ async fn plan_file<T: Target>(
             after,
         });
     }
+    // The hash of what is replaced, for the journal: known already for a file of the same
+    // size; asked for otherwise (outside check mode, only when content is written).
+    let sha256_before = match (&stat, &plan) {
+        (Some(st), Ok(p)) if st.kind == FileKind::File && p.action.writes_content() => match sha {
+            Some(s) => Some(s),
+            None if !opts.check => t.sha256(&dest).await?,
+            None => None,
+        },
+        _ => None,
+    };
     Ok(FilePlan {
         file: index,
         dest,
         plan,
         diff,
+        sha256_before,
     })
 }
 
@@ -546,6 +562,7 @@ fn file_report(
         diff: fp.diff.clone(),
         error: error_msg,
         unreachable: matches!(error, Some(TargetError::Unreachable(_))),
+        sha256_before: fp.sha256_before,
     }
 }
 

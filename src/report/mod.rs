@@ -161,6 +161,8 @@ pub struct Reporter {
     show_bar: bool,
     header: Option<String>,
     diff: bool,
+    /// The run journal, when this run records what it changes ([`crate::journal`]).
+    journal: Option<crate::journal::Recorder>,
 }
 
 impl Reporter {
@@ -174,7 +176,20 @@ impl Reporter {
             show_bar: std::io::stderr().is_terminal(),
             header: None,
             diff: false,
+            journal: None,
         }
+    }
+
+    /// Record every finished host's file changes in `journal` (see [`crate::journal`]).
+    pub fn with_journal(mut self, journal: Option<crate::journal::Recorder>) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// The journal recorder, if this run records (commands with their own loops record
+    /// through it).
+    pub fn journal(&mut self) -> Option<&mut crate::journal::Recorder> {
+        self.journal.as_mut()
     }
 
     /// From the global flags (`--json`, `-v`, `--diff`).
@@ -288,6 +303,16 @@ impl Reporter {
 
     /// A host finished.
     pub fn host_done(&mut self, o: &HostOutcome) {
+        if !o.changes.is_empty()
+            && let Some(j) = self.journal.as_mut()
+            && let Err(e) = j.record_outcome(o)
+        {
+            // The change is made; failing the host now would misreport it. Say it loudly.
+            self.warn(&format!(
+                "{}: could not record the change in the run journal: {e}",
+                o.host
+            ));
+        }
         if let Some(l) = &self.live {
             l.host_finished(&o.host);
         }
@@ -327,6 +352,19 @@ impl Reporter {
             }
         }
         let _ = out.flush();
+        if let Some(j) = &self.journal
+            && j.records() > 0
+        {
+            // stderr: stdout carries the recap (or the JSON document) unchanged.
+            eprintln!(
+                "journal: run {} recorded {} changed file(s) in {} (`sshfleet runs show {}`, `sshfleet undo {}`)",
+                j.run_id(),
+                j.records(),
+                j.path().display(),
+                j.run_id(),
+                j.run_id()
+            );
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod fleet;
 mod hostile;
 mod hostkeys;
 mod inventory;
+mod journal;
 mod keys;
 mod modules_authorized_key;
 mod modules_files;

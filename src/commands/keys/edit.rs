@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::authorized_keys::State;
 use crate::commands::{Config, run_on_hosts};
 use crate::error::{ExitCode, Result};
-use crate::events::HostOutcome;
+use crate::events::{ChangeKind, FileChange, HostOutcome};
 use crate::ops::authorized_key::{
     AuthorizedKeyParams, AuthorizedKeyResult, OpError, RunMode, fetch_keys,
 };
@@ -73,6 +73,25 @@ pub fn diff_text(label: &str, before: &str, after: &str) -> String {
     )
 }
 
+/// What the journal records of the operation runs `steps` on one file, in order: the content
+/// before the first write and after the last (`None`: nothing was written).
+pub fn key_file_change(steps: &[&AuthorizedKeyResult]) -> Option<FileChange> {
+    let written: Vec<_> = steps
+        .iter()
+        .filter_map(|r| r.written.as_ref().map(|w| (r, w)))
+        .collect();
+    let (first_r, first) = written.first()?;
+    let (_, last) = written.last()?;
+    Some(FileChange {
+        path: first_r.written_path.clone(),
+        kind: ChangeKind::AuthorizedKeys {
+            user: first_r.user.clone(),
+            before: first.before.clone(),
+            after: last.after.clone(),
+        },
+    })
+}
+
 /// Outcome of one operation run.
 fn edit_outcome(host: &str, r: &AuthorizedKeyResult, with_diff: bool) -> HostOutcome {
     let mut o = if r.changed {
@@ -86,7 +105,7 @@ fn edit_outcome(host: &str, r: &AuthorizedKeyResult, with_diff: bool) -> HostOut
     if with_diff && let Some(d) = &r.diff {
         o = o.with_diff(Value::String(diff_text(&r.keyfile, &d.before, &d.after)));
     }
-    o
+    o.with_changes(key_file_change(&[r]))
 }
 
 /// `keys add|remove|set`.

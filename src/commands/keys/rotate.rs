@@ -52,7 +52,7 @@ use crate::ssh::target::SshTarget;
 use crate::ssh::{Connector, SshError};
 use crate::target::{EditHint, Target, TargetError, UserInfo};
 
-use super::edit::{diff_text, edit_params, op_failure};
+use super::edit::{diff_text, edit_params, key_file_change, op_failure};
 use super::hops::HopOrder;
 use super::resume;
 use super::source::resolve_all;
@@ -439,7 +439,9 @@ async fn rotate_on(
                 _ => format!("could not verify the new key on {host}; old key kept"),
             };
             base["verify"] = json!({"ok": false, "error": e.to_string()});
-            let mut o = HostOutcome::failed(&host, format!("{why} ({e})")).with_result(base);
+            let mut o = HostOutcome::failed(&host, format!("{why} ({e})"))
+                .with_result(base)
+                .with_changes(key_file_change(&[&step1]));
             if let Some(d) = combined_diff(&step1.keyfile, &[&step1]) {
                 o = o.with_diff(Value::String(d));
             }
@@ -496,7 +498,8 @@ async fn step3(
                     "the new key works, but removing the old keys failed ({e}); both keys remain"
                 ),
             )
-            .with_result(base);
+            .with_result(base)
+            .with_changes(key_file_change(&[step1]));
             if let Some(d) = combined_diff(&step1.keyfile, &[step1]) {
                 o = o.with_diff(Value::String(d));
             }
@@ -522,7 +525,7 @@ async fn step3(
     if let Some(d) = combined_diff(&step1.keyfile, &[step1, &step3]) {
         o = o.with_diff(Value::String(d));
     }
-    Ok(o)
+    Ok(o.with_changes(key_file_change(&[step1, &step3])))
 }
 
 /// Hosts whose verification failed (they kept both keys).

