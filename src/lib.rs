@@ -16,6 +16,7 @@
 
 pub mod authorized_keys;
 pub mod files;
+pub mod keyaudit;
 pub mod known_hosts;
 pub mod module;
 pub mod ops;

@@ -20,7 +20,9 @@ use crate::authorized_keys::{
     EditOutcome, EditSpec, KeyCheck, KeyError, PublicKey, State, apply_edit, parse_key_list_with,
 };
 use crate::target::temp::sweep_dead_temps;
-use crate::target::{Body, EditHint, Expect, FileKind, Target, TargetError, UserInfo, WriteSpec};
+use crate::target::{
+    Body, EditHint, Expect, FileKind, FileStat, Target, TargetError, UserInfo, WriteSpec,
+};
 
 /// Largest `authorized_keys` file read (a larger one is refused, not truncated).
 const MAX_KEYFILE: u64 = 16 << 20;
@@ -78,6 +80,10 @@ pub struct AuthorizedKeyParams {
     /// A `path` starting with `~/` is in `user`'s home (the CLI's `keys --path` rule; the
     /// module's paths arrive expanded by Ansible's rule, for the user the module runs as).
     pub tilde_is_user_home: bool,
+    /// An existing file keeps its mode, owner and group (a root-owned 0644
+    /// `/etc/ssh/authorized_keys/USER` stays so) instead of becoming 0600 owned by `user`.
+    /// Used by `keys revoke`, which edits every file sshd reads, wherever it is.
+    pub keep_attrs: bool,
 }
 
 impl AuthorizedKeyParams {
@@ -100,6 +106,7 @@ impl AuthorizedKeyParams {
             keep_position: false,
             refuse_symlinks: false,
             tilde_is_user_home: false,
+            keep_attrs: false,
         }
     }
 
@@ -273,7 +280,7 @@ async fn edit<T: Target>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (old, expect) = read_current(target, &keyfile).await?;
+        let (old, expect, attrs) = read_current(target, &keyfile).await?;
         let outcome = apply_edit(old.as_deref(), keys, spec).map_err(|e| match e {
             KeyError::NotUtf8 { .. } => OpError::Keys(format!("{keyfile}: {e}")),
             e => e.into(),
@@ -310,11 +317,15 @@ async fn edit<T: Target>(
             user,
         )
         .await?;
+        let (mode, uid, gid) = match attrs {
+            Some(a) if params.keep_attrs => (a.mode, a.uid, a.gid),
+            _ => (0o600, user.uid, user.gid),
+        };
         let spec = WriteSpec {
             dest: dest.clone(),
-            mode: 0o600,
-            uid: Some(user.uid),
-            gid: Some(user.gid),
+            mode,
+            uid: Some(uid),
+            gid: Some(gid),
             expect,
             validate: None,
             backup: params.backup,
@@ -373,18 +384,19 @@ fn parent(path: &str) -> String {
     }
 }
 
-/// The current content (through symlinks; `None` if missing) and the write precondition.
+/// The current content (through symlinks; `None` if missing), the write precondition and
+/// the file's attributes.
 async fn read_current<T: Target>(
     target: &T,
     keyfile: &str,
-) -> Result<(Option<String>, Expect), OpError> {
+) -> Result<(Option<String>, Expect, Option<FileStat>), OpError> {
     match target.stat(keyfile, true).await? {
-        None => Ok((None, Expect::Absent)),
+        None => Ok((None, Expect::Absent, None)),
         Some(st) if st.kind != FileKind::File => Err(OpError::Failed(format!(
             "{keyfile}: is not a regular file ({:?})",
             st.kind
         ))),
-        Some(_) => {
+        Some(st) => {
             let bytes = target.read(keyfile, MAX_KEYFILE).await?;
             let digest: [u8; 32] = {
                 use sha2::Digest;
@@ -395,7 +407,7 @@ async fn read_current<T: Target>(
                 let line = ok.iter().filter(|&&b| b == b'\n').count() + 1;
                 OpError::Keys(format!("{keyfile}: {}", KeyError::NotUtf8 { line }))
             })?;
-            Ok((Some(text), Expect::Sha256(digest)))
+            Ok((Some(text), Expect::Sha256(digest), Some(st)))
         }
     }
 }
@@ -680,6 +692,34 @@ mod tests {
         check: false,
         diff: true,
     };
+
+    #[tokio::test]
+    async fn keep_attrs_keeps_mode_of_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ak");
+        std::fs::write(&f, format!("{ED1}\n{ED2}\n")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let t = LocalTarget::new();
+        let mut p = params(&f, &[ED1]);
+        p.state = State::Absent;
+        p.manage_dir = false;
+        p.keep_attrs = true;
+        let r = apply(&t, &p, RUN).await.unwrap();
+        assert!(r.changed);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), format!("{ED2}\n"));
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // Without it the file becomes 0600 (the module's rule).
+        p.keep_attrs = false;
+        p.keys = vec![ED2.into()];
+        apply(&t, &p, RUN).await.unwrap();
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 
     #[tokio::test]
     async fn add_then_idempotent_then_absent() {

@@ -187,6 +187,9 @@ pub struct Session {
     pub user: String,
     /// How long connecting and authenticating took.
     pub timing: ConnectTiming,
+    /// `SHA256:...` of the public key the server accepted (the certified key for a
+    /// certificate); `None` after a password login.
+    pub auth_key: Option<String>,
     /// What the transport needs alive (the hop session, the ProxyCommand child); dropped
     /// after `handle`.
     _keep: Option<Keep>,
@@ -570,7 +573,7 @@ impl Connector {
         let remaining = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(2));
-        tokio::time::timeout(
+        let auth_key = tokio::time::timeout(
             remaining,
             self.authenticate(&mut handle, &user, &addr, spec, auth),
         )
@@ -591,6 +594,7 @@ impl Connector {
                 connect: connected - started,
                 auth: connected.elapsed(),
             },
+            auth_key,
             _keep: keep,
         })
     }
@@ -844,7 +848,7 @@ impl Connector {
         addr: &str,
         spec: &ConnSpec,
         mode: AuthMode<'_>,
-    ) -> Result<(), SshError> {
+    ) -> Result<Option<String>, SshError> {
         let cfg = &self.inner.cfg;
         let mut tried: Vec<String> = Vec::new();
         let mut rsa_hash: Option<Option<HashAlg>> = None;
@@ -871,11 +875,11 @@ impl Connector {
             // The agent goes after the explicit files and before the defaults.
             if i == explicit_count
                 && use_agent
-                && self
+                && let Some(fp) = self
                     .try_agent(handle, user, spec, &mut tried, &mut rsa_hash)
                     .await?
             {
-                return Ok(());
+                return Ok(Some(fp));
             }
             let key = match self.inner.keys.load(path).await {
                 Ok(k) => k,
@@ -911,7 +915,9 @@ impl Connector {
                             .await
                             .map_err(perr)?;
                         if res.success() {
-                            return Ok(());
+                            return Ok(Some(
+                                key.public_key().fingerprint(HashAlg::Sha256).to_string(),
+                            ));
                         }
                         tried.push(format!("{} ({what}, refused)", cert_path.display()));
                     }
@@ -925,7 +931,7 @@ impl Connector {
                 .await
                 .map_err(perr)?;
             if res.success() {
-                return Ok(());
+                return Ok(Some(fp.to_string()));
             }
             tried.push(format!(
                 "{} ({} {fp})",
@@ -935,11 +941,11 @@ impl Connector {
         }
         if candidates.len() == explicit_count
             && use_agent
-            && self
+            && let Some(fp) = self
                 .try_agent(handle, user, spec, &mut tried, &mut rsa_hash)
                 .await?
         {
-            return Ok(());
+            return Ok(Some(fp));
         }
         if !only
             && let Some(pw) = &spec.password
@@ -947,7 +953,7 @@ impl Connector {
                 .await
                 .map_err(perr)?
         {
-            return Ok(());
+            return Ok(None);
         }
         Err(SshError::Auth {
             methods: if !only && spec.password.is_some() {
@@ -965,7 +971,7 @@ impl Connector {
         })
     }
 
-    /// Offer every agent key; `Ok(true)` when one was accepted.
+    /// Offer every agent key; `Ok(Some(fingerprint))` when one was accepted.
     async fn try_agent(
         &self,
         handle: &mut client::Handle<ClientHandler>,
@@ -973,7 +979,7 @@ impl Connector {
         spec: &ConnSpec,
         tried: &mut Vec<String>,
         rsa_hash: &mut Option<Option<HashAlg>>,
-    ) -> Result<bool, SshError> {
+    ) -> Result<Option<String>, SshError> {
         use russh::keys::agent::AgentIdentity;
         use russh::keys::agent::client::AgentClient;
         // IdentityAgent (already expanded): `none`, `SSH_AUTH_SOCK`, `$VAR`, or a socket.
@@ -988,25 +994,25 @@ impl Connector {
             Some(p) => AgentSource::Path(PathBuf::from(p)),
         };
         let sock = match &source {
-            AgentSource::Disabled => return Ok(false),
+            AgentSource::Disabled => return Ok(None),
             AgentSource::Path(p) => p.clone(),
             AgentSource::Env => match std::env::var_os("SSH_AUTH_SOCK") {
                 Some(p) if !p.is_empty() => PathBuf::from(p),
-                _ => return Ok(false),
+                _ => return Ok(None),
             },
         };
         let mut agent = match AgentClient::connect_uds(&sock).await {
             Ok(a) => a,
             Err(e) => {
                 tried.push(format!("agent {} (unavailable: {e})", sock.display()));
-                return Ok(false);
+                return Ok(None);
             }
         };
         let ids = match agent.request_identities().await {
             Ok(ids) => ids,
             Err(e) => {
                 tried.push(format!("agent {} (error: {e})", sock.display()));
-                return Ok(false);
+                return Ok(None);
             }
         };
         let mut n = 0;
@@ -1017,11 +1023,15 @@ impl Connector {
                     // Agent-held certificates (ssh-add with KEY-cert.pub beside KEY).
                     n += 1;
                     let what = super::certs::describe(&certificate);
+                    let fp = certificate
+                        .public_key()
+                        .fingerprint(HashAlg::Sha256)
+                        .to_string();
                     match handle
                         .authenticate_certificate_with(user, certificate, None, &mut agent)
                         .await
                     {
-                        Ok(r) if r.success() => return Ok(true),
+                        Ok(r) if r.success() => return Ok(Some(fp)),
                         Ok(_) => tried.push(format!("agent {what} (refused)")),
                         Err(e) => tried.push(format!("agent {what} (signing failed: {e})")),
                     }
@@ -1043,11 +1053,12 @@ impl Connector {
             } else {
                 None
             };
+            let fp = key.fingerprint(HashAlg::Sha256).to_string();
             match handle
                 .authenticate_publickey_with(user, key, hash, &mut agent)
                 .await
             {
-                Ok(r) if r.success() => return Ok(true),
+                Ok(r) if r.success() => return Ok(Some(fp)),
                 Ok(_) => {}
                 Err(e) => {
                     tried.push(format!("agent key (signing failed: {e})"));
@@ -1055,7 +1066,7 @@ impl Connector {
             }
         }
         tried.push(format!("agent {} ({n} keys)", sock.display()));
-        Ok(false)
+        Ok(None)
     }
 }
 
