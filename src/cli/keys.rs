@@ -1,4 +1,4 @@
-//! Flags of `keys list|add|remove|set|rotate`, turned into [`crate::commands::keys::KeysCommand`].
+//! Flags of `keys list|add|remove|set|rotate|audit|revoke`, turned into [`crate::commands::keys::KeysCommand`].
 //!
 //! In the `keys` subcommands `--user` names the owner of the `authorized_keys` file (as
 //! Ansible's `authorized_key user=`), so the global `-u/--user` (login user) is spelled
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::commands::keys::{
-    EditAction, EditConfig, FileOptions, GenerateSpec, KeySource, KeyType, KeysCommand as Cmd,
-    ListConfig, RotateConfig, Selection,
+    AuditConfig, EditAction, EditConfig, FileOptions, GenerateSpec, KeySource, KeyType,
+    KeysCommand as Cmd, ListConfig, RevokeConfig, RotateConfig, Selection,
 };
 use crate::error::{Error, Result};
 use crate::run::Command;
@@ -43,6 +43,48 @@ pub enum KeysCommand {
         after_help = "Examples:\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026 --install\n  sshfleet -i hosts.ini keys rotate --user backup -b --new-key ~/.ssh/backup_2026 --keep ops.pub\n  sshfleet -i hosts.ini keys rotate --new-key ~/.ssh/fleet_2026 --check --diff"
     )]
     Rotate(RotateArgs),
+    /// Every account's keys on every host, from sshd's effective configuration (-b to see
+    /// everything), grouped by key, with findings.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini -b keys audit\n  sshfleet -i hosts.ini -b keys audit --known-keys team.keys --csv > keys.csv\n  sshfleet -i hosts.ini -b --json keys audit"
+    )]
+    Audit(AuditArgs),
+    /// Remove a key from every account's files on every host (guarded against lock-out).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini -b keys revoke --comment '*@laptop-bob' --check --diff\n  sshfleet -i hosts.ini -b keys revoke --fingerprint SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s\n  sshfleet -i hosts.ini -b keys revoke --key bob.pub"
+    )]
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    /// Allow list (authorized_keys or .pub lines): keys not in it are findings.
+    #[arg(long = "known-keys", value_name = "FILE")]
+    pub known_keys: Option<PathBuf>,
+    /// CSV rows (one per place a key appears) instead of the table.
+    #[arg(long = "csv")]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    /// The key: public key text, a .pub/authorized_keys file, or an http(s):// URL
+    /// (repeatable; matched by fingerprint).
+    #[arg(long = "key", value_name = "KEY", num_args = 1..)]
+    pub keys: Vec<String>,
+    /// A fingerprint as ssh-keygen -lf prints it (SHA256:...; repeatable).
+    #[arg(long = "fingerprint", value_name = "SHA256", num_args = 1..)]
+    pub fingerprints: Vec<String>,
+    /// A glob over key comments, e.g. '*@laptop-bob' (repeatable).
+    #[arg(long = "comment", value_name = "GLOB", num_args = 1..)]
+    pub comments: Vec<String>,
+    /// Remove even the key the controller is logged in with, and empty the login user's file.
+    #[arg(long = "force")]
+    pub force: bool,
 }
 
 /// Host selection and login user, common to every keys subcommand.
@@ -188,6 +230,18 @@ impl KeysCommand {
                 hosts: selection(a.hosts),
                 user: a.user,
                 path: a.path,
+            }),
+            KeysCommand::Audit(a) => Cmd::Audit(AuditConfig {
+                hosts: selection(a.hosts),
+                known_keys: a.known_keys,
+                csv: a.csv,
+            }),
+            KeysCommand::Revoke(a) => Cmd::Revoke(RevokeConfig {
+                hosts: selection(a.hosts),
+                keys: key_sources(&a.keys)?,
+                fingerprints: a.fingerprints,
+                comments: a.comments,
+                force: a.force,
             }),
             KeysCommand::Add(a) => edit(a, EditAction::Add)?,
             KeysCommand::Remove(a) => edit(a, EditAction::Remove)?,
@@ -464,5 +518,56 @@ mod tests {
         );
         assert!(parse(&["keys", "rotate", "--new-key", "/k", "--keep", "https://x/k"]).is_err());
         assert!(parse(&["keys", "rotate"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod audit_revoke_tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn keys(args: &[&str]) -> Cmd {
+        let mut argv = vec!["sshfleet"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)
+            .unwrap()
+            .into_config()
+            .unwrap()
+            .command
+        {
+            Command::Keys(k) => k,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn audit_and_revoke_flags() {
+        assert_eq!(
+            keys(&["keys", "audit", "--known-keys", "/k", "--csv", "-H", "web"]),
+            Cmd::Audit(AuditConfig {
+                hosts: Selection {
+                    pattern: "web".into()
+                },
+                known_keys: Some("/k".into()),
+                csv: true,
+            })
+        );
+        match keys(&[
+            "keys",
+            "revoke",
+            "--comment",
+            "*@laptop-bob",
+            "--fingerprint",
+            "SHA256:abc",
+            "--force",
+        ]) {
+            Cmd::Revoke(r) => {
+                assert_eq!(r.comments, ["*@laptop-bob"]);
+                assert_eq!(r.fingerprints, ["SHA256:abc"]);
+                assert!(r.force && r.keys.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

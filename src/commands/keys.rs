@@ -1,11 +1,12 @@
-//! Fleet-level `authorized_keys` commands: `keys list|add|remove|set|rotate`.
+//! Fleet-level `authorized_keys` commands: `keys list|add|remove|set|rotate|audit|revoke`.
 //!
 //! This module owns the domain configuration of those commands ([`KeysCommand`]) and their
 //! drivers. The editing itself is the single-host `authorized_key` operation
 //! ([`crate::ops::authorized_key`]), driven here over an `SshTarget` per host (listing and
 //! exclusive-set planning are in [`crate::ops::keys`]); rotation adds the lock-out-safe
 //! sequencing ([`rotate`]), key sources ([`source`]) and controller key pairs
-//! ([`crate::ssh::keygen`]).
+//! ([`crate::ssh::keygen`]). `audit` and `revoke` ([`audit`], [`revoke`]) work on every
+//! account and every file sshd reads, from the host's effective sshd configuration.
 //!
 //! Login user vs key owner: `-u/--remote-user` (or the inventory's `ansible_user`) is who
 //! we log in as; `--user` is whose `authorized_keys` is edited. Editing another user's file
@@ -13,9 +14,11 @@
 //! the rotated user** with only that key, and applies the exclusive set over that connection
 //! (as that user, without become unless the rotated user is the login user).
 
+pub mod audit;
 pub mod edit;
 pub mod hops;
 pub mod resume;
+pub mod revoke;
 pub mod rotate;
 pub mod source;
 
@@ -140,12 +143,38 @@ pub struct RotateConfig {
     pub file: FileOptions,
 }
 
+/// `keys audit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub hosts: Selection,
+    /// An allow list: keys not in it are findings.
+    pub known_keys: Option<PathBuf>,
+    /// CSV rows instead of the table (`--json` is the global flag).
+    pub csv: bool,
+}
+
+/// `keys revoke`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeConfig {
+    pub hosts: Selection,
+    /// Keys given as text, files or URLs (matched by fingerprint).
+    pub keys: Vec<KeySource>,
+    /// `SHA256:...`.
+    pub fingerprints: Vec<String>,
+    /// Globs over key comments.
+    pub comments: Vec<String>,
+    /// Override the lock-out guard.
+    pub force: bool,
+}
+
 /// Run a `keys` subcommand to completion.
 pub fn execute(g: &Config, cmd: &KeysCommand) -> crate::error::Result<crate::error::ExitCode> {
     match cmd {
         KeysCommand::List(c) => edit::list_keys(g, c),
         KeysCommand::Edit(c) => edit::edit(g, c),
         KeysCommand::Rotate(c) => rotate::rotate(g, c),
+        KeysCommand::Audit(c) => audit::audit(g, c),
+        KeysCommand::Revoke(c) => revoke::revoke(g, c),
     }
 }
 
@@ -155,6 +184,8 @@ pub enum KeysCommand {
     List(ListConfig),
     Edit(EditConfig),
     Rotate(RotateConfig),
+    Audit(AuditConfig),
+    Revoke(RevokeConfig),
 }
 
 #[cfg(test)]

@@ -126,6 +126,8 @@ pub struct AccountAudit {
 pub struct HostAudit {
     pub host: String,
     pub login_user: String,
+    /// `ssh -V` on the host (decides Debian's StrictModes variant, see [`strict`]).
+    pub openssh: Option<String>,
     /// Ran as root (become or root login): every file and `sshd -T` could be read.
     pub privileged: bool,
     pub accounts: Vec<AccountAudit>,
@@ -502,6 +504,7 @@ mod tests {
         HostAudit {
             host: "h1".into(),
             login_user: "deploy".into(),
+            openssh: None,
             privileged: true,
             accounts,
             not_seen: vec![],

@@ -8,6 +8,12 @@
 //! `safe_path`: the file must be a regular file owned by root or the account and not group-
 //! or other-writable; so must every directory from the file's up to the account's home
 //! directory (inclusive) — or up to `/` when the file is not under the home directory.
+//!
+//! Debian and Ubuntu patch this (`user-group-modes.patch`, `secure_permissions` in
+//! `platform.c`): group-writable is fine when the group has exactly one member, the
+//! account itself (a user private group: no other account has it as primary group and its
+//! member list is empty or just the owner). The rule applied is chosen from the host's
+//! OpenSSH version string ([`UserGroups`], `None` for upstream OpenSSH).
 
 /// One `stat` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +99,69 @@ fn parse_stat(s: &str) -> Option<StatRec> {
     })
 }
 
+/// What Debian's relaxed rule needs: every passwd entry's (name, uid, primary gid) and
+/// every group's member list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserGroups {
+    pub passwd: Vec<(String, u32, u32)>,
+    pub groups: Vec<(u32, Vec<String>)>,
+}
+
+impl UserGroups {
+    /// Parse `getent group` output (with the passwd entries already read).
+    pub fn new(passwd: Vec<(String, u32, u32)>, getent_group: &str) -> UserGroups {
+        let groups = getent_group
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                let gid = f.get(2)?.parse().ok()?;
+                let members = f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some((gid, members))
+            })
+            .collect();
+        UserGroups { passwd, groups }
+    }
+
+    /// Debian's `secure_permissions` for a group-writable `s` checked for `uid`.
+    pub fn group_write_ok(&self, s: &StatRec, uid: u32) -> bool {
+        let Some((_, members)) = self.groups.iter().find(|(g, _)| *g == s.gid) else {
+            return false;
+        };
+        let mut count = 0;
+        for (_, pu, pg) in &self.passwd {
+            if *pg == s.gid {
+                count += 1;
+                if *pu != uid {
+                    return false;
+                }
+            }
+        }
+        let Some((owner, _, _)) = self.passwd.iter().find(|(_, pu, _)| *pu == s.uid) else {
+            return false;
+        };
+        if let Some(first) = members.first() {
+            count += 1;
+            if first != owner || members.len() > 1 {
+                return false;
+            }
+        }
+        count > 0
+    }
+}
+
+/// Is this the Debian/Ubuntu OpenSSH (with the user-group-modes patch)? From `ssh -V`.
+pub fn is_debian_openssh(version: &str) -> bool {
+    version.contains("Debian") || version.contains("Ubuntu")
+}
+
 /// The account a file is checked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Who<'a> {
@@ -103,6 +172,8 @@ pub struct Who<'a> {
     pub gid: u32,
     /// The home directory's realpath (where `safe_path` stops walking up).
     pub home_real: Option<&'a str>,
+    /// Debian's relaxed group rule applies (see the module docs).
+    pub user_groups: Option<&'a UserGroups>,
 }
 
 /// Why sshd would not use a file, or `Ok` when it would.
@@ -123,7 +194,14 @@ pub fn verdict(
         )));
     }
     let owner_ok = |s: &StatRec| s.uid == 0 || s.uid == who.uid;
-    if strict_modes && (!owner_ok(file) || file.mode & 0o022 != 0) {
+    let bad_mode = |s: &StatRec| {
+        s.mode & 0o002 != 0
+            || (s.mode & 0o020 != 0
+                && !who
+                    .user_groups
+                    .is_some_and(|g| g.group_write_ok(s, who.uid)))
+    };
+    if strict_modes && (!owner_ok(file) || bad_mode(file)) {
         return Err(Unusable::Ignored(format!(
             "StrictModes: bad ownership or modes for file {} (owner uid {}, mode {:04o})",
             file.path, file.uid, file.mode
@@ -141,7 +219,7 @@ pub fn verdict(
             Ok(d) => d,
             Err(p) => return Err(Unusable::Unknown(format!("cannot stat {p}"))),
         };
-        if strict_walk && (!owner_ok(d) || d.mode & 0o022 != 0) {
+        if strict_walk && (!owner_ok(d) || bad_mode(d)) {
             return Err(Unusable::Ignored(format!(
                 "StrictModes: bad ownership or modes for directory {} (owner uid {}, mode {:04o})",
                 d.path, d.uid, d.mode
@@ -206,6 +284,7 @@ mod tests {
             groups: &[],
             gid: uid,
             home_real: Some("/home/bob"),
+            user_groups: None,
         }
     }
 
@@ -268,6 +347,51 @@ mod tests {
             verdict(&c, &who(1001), true),
             Err(Unusable::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn debian_user_private_groups() {
+        let ug = UserGroups::new(
+            vec![
+                ("bob".into(), 1001, 1001),
+                ("ann".into(), 1002, 1002),
+                ("eve".into(), 1003, 1002),
+            ],
+            "bob:x:1001:\nann:x:1002:\nusers:x:100:\nteam:x:200:bob\nwide:x:300:bob,ann\n",
+        );
+        let dir = |gid| StatRec {
+            path: "/home/bob/.ssh".into(),
+            is_file: false,
+            is_dir: true,
+            uid: 1001,
+            gid,
+            mode: 0o770,
+        };
+        assert!(ug.group_write_ok(&dir(1001), 1001), "bob's private group");
+        assert!(ug.group_write_ok(&dir(200), 1001), "only bob is a member");
+        assert!(!ug.group_write_ok(&dir(100), 1001), "no member at all");
+        assert!(!ug.group_write_ok(&dir(300), 1001), "two members");
+        assert!(
+            !ug.group_write_ok(&dir(1002), 1001),
+            "another account's group"
+        );
+        let mut c = chain(0o770, 0o755);
+        if let Ok(s) = &mut c[1] {
+            s.gid = 1001;
+        }
+        let w = Who {
+            user_groups: Some(&ug),
+            ..who(1001)
+        };
+        assert_eq!(verdict(&c, &w, true), Ok(()));
+        assert!(verdict(&c, &who(1001), true).is_err(), "upstream refuses");
+        // Other-writable is never fine.
+        let c = chain(0o777, 0o755);
+        assert!(verdict(&c, &w, true).is_err());
+        assert!(is_debian_openssh(
+            "OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19"
+        ));
+        assert!(!is_debian_openssh("OpenSSH_9.8p1, LibreSSL 3.3.6"));
     }
 
     #[test]

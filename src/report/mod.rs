@@ -332,6 +332,14 @@ impl Reporter {
         }
     }
 
+    /// End the live display without printing a recap: for commands that print their own
+    /// document (`keys audit --json|--csv`) after the run.
+    pub fn finish_quiet(&mut self) {
+        if let Some(l) = self.live.take() {
+            l.finish();
+        }
+    }
+
     /// Print the recap (or the JSON document).
     pub fn finish(&mut self, recap: &Recap) {
         if let Some(l) = self.live.take() {

@@ -4,6 +4,7 @@
 mod support;
 
 mod ansible_config;
+mod audit;
 mod auth;
 mod cli;
 mod collection;

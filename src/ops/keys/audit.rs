@@ -15,7 +15,9 @@ use crate::keyaudit::sshd::{
     ConfigSource, RootRule, SshdAuth, expand_keys_file, parse_sshd_config_global, parse_sshd_t,
     root_key_rule,
 };
-use crate::keyaudit::strict::{PathReport, Unusable, Who, parse_stat_report, verdict};
+use crate::keyaudit::strict::{
+    PathReport, Unusable, UserGroups, Who, is_debian_openssh, parse_stat_report, verdict,
+};
 use crate::keyaudit::{
     AccountAudit, FileAudit, FileState, HostAudit, keys_refused, other_ways, read_file_keys,
 };
@@ -61,7 +63,7 @@ impl MatchConn {
     }
 }
 
-const FACTS: &str = "id -u; echo @@; getent passwd; echo @@; getent shadow 2>/dev/null; true";
+const FACTS: &str = "id -u; echo @@; getent passwd; echo @@; getent shadow 2>/dev/null; echo @@; getent group; echo @@; ssh -V 2>&1; true";
 
 const SSHD_T: &str = r#"PATH="$PATH:/usr/sbin:/sbin"; c=$1; shift
 for u in "$@"; do
@@ -152,10 +154,21 @@ fn parse_sshd_answers(text: &str) -> HashMap<String, SshdAnswer> {
 /// Audit one host. `login_user` is who the connection logged in as (for messages).
 pub async fn gather<T: Target>(t: &T, login_user: &str, conn: &MatchConn) -> TResult<HostAudit> {
     let facts = run_text(t, sh(FACTS, [])).await?;
-    let mut parts = facts.splitn(3, "@@\n");
+    let mut parts = facts.splitn(5, "@@\n");
     let uid: Option<u32> = parts.next().and_then(|s| s.trim().parse().ok());
     let passwd = parse_passwd(parts.next().unwrap_or(""));
     let shadow = parse_shadow_locks(parts.next().unwrap_or(""));
+    let group_text = parts.next().unwrap_or("");
+    let version = parts.next().unwrap_or("").trim().to_string();
+    let user_groups = is_debian_openssh(&version).then(|| {
+        UserGroups::new(
+            passwd
+                .iter()
+                .map(|u| (u.name.clone(), u.uid, u.gid))
+                .collect(),
+            group_text,
+        )
+    });
     let privileged = uid == Some(0);
     let mut not_seen = Vec::new();
     if shadow.is_empty() {
@@ -275,6 +288,7 @@ pub async fn gather<T: Target>(t: &T, login_user: &str, conn: &MatchConn) -> TRe
                 .get(i)
                 .map(String::as_str)
                 .filter(|h| !h.is_empty()),
+            user_groups: user_groups.as_ref(),
         };
         let mut files = Vec::new();
         for f in &per_account[i] {
@@ -323,6 +337,7 @@ pub async fn gather<T: Target>(t: &T, login_user: &str, conn: &MatchConn) -> TRe
     Ok(HostAudit {
         host: t.host().to_string(),
         login_user: login_user.to_string(),
+        openssh: (!version.is_empty()).then_some(version),
         privileged,
         accounts: out_accounts,
         not_seen,

@@ -115,6 +115,7 @@ mod tests {
         let audit = HostAudit {
             host: "h".into(),
             login_user: "someone-else".into(),
+            openssh: None,
             privileged: false,
             accounts: vec![AccountAudit {
                 user: me.clone(),
