@@ -396,12 +396,56 @@ fn keys_revoke_removes_a_departed_key_everywhere_on_20_hosts() {
         .stdout_contains(&format!("-from=\"127.0.0.1\",no-pty {bl}"));
     assert_eq!(now(), before, "check mode changed a file");
 
-    // By fingerprint (bob) and by comment glob (dave), in one run each.
+    // By fingerprint (bob) and by comment glob (dave), in one run each; the first one
+    // journaled: one record per file, with the content before, for `sshfleet undo`.
+    let journal = dir.path().join("journal");
     fleet_cli(&fleet)
+        .env("SSHFLEET_JOURNAL_DIR", &journal)
         .args(["-b", "keys", "revoke", "--fingerprint", &bob_fp])
         .run()
         .success()
         .stdout_contains("changed=1");
+    let runs = Sshfleet::new()
+        .env("SSHFLEET_JOURNAL_DIR", &journal)
+        .args(["runs", "--json"])
+        .run();
+    let id = runs.success().json()["runs"][0]["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = Sshfleet::new()
+        .env("SSHFLEET_JOURNAL_DIR", &journal)
+        .args(["runs", "show", &id, "--json"])
+        .run();
+    let recs = shown.success().json()["records"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        recs.len(),
+        3 * N,
+        "deploy's, backup's second and admin's /etc file per host"
+    );
+    for r in &recs {
+        let i = fleet
+            .hosts()
+            .iter()
+            .position(|h| h.name() == r["host"])
+            .unwrap();
+        let local = fleet
+            .host(i)
+            .local_path(r["file"].as_str().unwrap())
+            .unwrap();
+        let at = files
+            .iter()
+            .position(|f| *f == local)
+            .expect("a planted file");
+        assert_eq!(
+            r["content_before"].as_str().unwrap().as_bytes(),
+            &before[at].0[..]
+        );
+        assert_eq!(r["fingerprints_removed"], serde_json::json!([bob_fp]));
+    }
     fleet_cli(&fleet)
         .args(["-b", "keys", "revoke", "--comment", "*@laptop-dave"])
         .run()

@@ -3,7 +3,9 @@
 //! [`crate::ops::keys::revoke::revoke`] under the lock-out guard (the key this connection
 //! logged in with, as the login user, stays; the login user's file is never emptied;
 //! `--force` overrides). A guard refusal or a file that could not be edited makes the host
-//! `failed` (the revoke did not happen there in full); what was removed is still reported.
+//! `failed` (the revoke did not happen there in full); what was removed is still reported,
+//! and every file written is recorded in the run journal ([`crate::journal`]) through the
+//! outcome's changes, so `sshfleet undo RUN_ID` can put a revoked key back.
 
 use serde_json::{Value, json};
 
@@ -17,7 +19,7 @@ use crate::ops::keys::revoke::{FileRevoke, revoke as revoke_op};
 use crate::report::{LineStyle, format_task_line};
 
 use super::RevokeConfig;
-use super::edit::{diff_text, fetch};
+use super::edit::{diff_text, fetch, key_file_change};
 use super::source::resolve_all;
 
 /// The selection from the command line: keys (text, files, URLs) become fingerprints.
@@ -73,6 +75,13 @@ fn outcome(
     if o.status != Status::Failed && !not_seen.is_empty() {
         o = o.with_msg(format!("not seen: {}", not_seen.join("; ")));
     }
+    // The run journal: every file written, with its content before and after.
+    o = o.with_changes(
+        files
+            .iter()
+            .filter_map(|f| f.result.as_ref())
+            .filter_map(|r| key_file_change(&[r])),
+    );
     if with_diff {
         let d: String = files
             .iter()
@@ -206,6 +215,7 @@ mod tests {
             refused: vec!["SHA256:x: the controller is logged in".into()],
             error: None,
             diff: None,
+            result: None,
         };
         let o = outcome("h", &[f], vec![], false);
         assert_eq!(o.status, Status::Failed);

@@ -7,7 +7,9 @@
 
 use crate::keyaudit::select::{Guard, Selector, plan_file};
 use crate::keyaudit::{FileState, HostAudit};
-use crate::ops::authorized_key::{AuthorizedKeyParams, FileDiff, RunMode, apply};
+use crate::ops::authorized_key::{
+    AuthorizedKeyParams, AuthorizedKeyResult, FileDiff, RunMode, apply,
+};
 use crate::target::Target;
 
 /// What happened to one file.
@@ -27,6 +29,9 @@ pub struct FileRevoke {
     pub error: Option<String>,
     #[serde(skip)]
     pub diff: Option<FileDiff>,
+    /// The operation's result when it ran (its `written` feeds the run journal).
+    #[serde(skip)]
+    pub result: Option<AuthorizedKeyResult>,
 }
 
 /// The parameters of the removal in one file.
@@ -68,14 +73,16 @@ pub async fn revoke<T: Target>(
                 refused: plan.refused.clone(),
                 error: None,
                 diff: None,
+                result: None,
             };
             if !plan.remove.is_empty() {
                 let keys = plan.remove.iter().map(|k| k.key_text()).collect();
                 match apply(t, &params(&a.user, &f.path, keys), mode).await {
                     Ok(r) => {
                         fr.changed = r.changed;
-                        fr.removed = r.removed;
-                        fr.diff = r.diff;
+                        fr.removed = r.removed.clone();
+                        fr.diff = r.diff.clone();
+                        fr.result = Some(r);
                     }
                     Err(e) => fr.error = Some(e.to_string()),
                 }
