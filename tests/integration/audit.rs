@@ -1,5 +1,6 @@
 //! `sshfleet keys audit|revoke` against the real fleet (issue 18, audit and revoke half):
 //! keys planted in odd places (a second `AuthorizedKeysFile`, `/etc/ssh/authorized_keys/%u`,
+//! a file only a `Match User` block gives,
 //! a group-writable `~/.ssh` sshd ignores, and one Debian's sshd accepts), the audit's JSON checked against what sshd
 //! really accepts (real `ssh` logins), and a departed key revoked from every account on 20
 //! hosts by fingerprint and by comment, every other byte kept, the guard refusing the
@@ -135,6 +136,23 @@ fn keys_audit_finds_keys_in_odd_places_and_lists_what_sshd_accepts() {
             .unwrap();
         String::from_utf8_lossy(&v.stderr).contains("Debian")
     };
+    // host02: a drop-in with a global TrustedUserCAKeys and a `Match User deploy` block
+    // giving deploy one more file, /etc/ssh/deploy_extra (root-owned): sshd -T per account
+    // must apply it for deploy only.
+    let dropin = h1.local_path("/etc/ssh/sshd_config.d").unwrap();
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("50-audit.conf"),
+        "TrustedUserCAKeys /etc/ssh/user_ca.pub\nMatch User deploy\n  AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/deploy_extra\n",
+    )
+    .unwrap();
+    plant(
+        &h1.local_path("/etc/ssh/deploy_extra").unwrap(),
+        &format!("{}\n", pub_line(&bob)),
+        0,
+        0o644,
+    );
+    fleet.restart_host(1).unwrap();
     let known = dir.path().join("known.keys");
     std::fs::write(
         &known,
@@ -189,6 +207,12 @@ fn keys_audit_finds_keys_in_odd_places_and_lists_what_sshd_accepts() {
             }
         }
     }
+    want.push((
+        n1.clone(),
+        "deploy".to_string(),
+        "/etc/ssh/deploy_extra".to_string(),
+        bob_fp.clone(),
+    ));
     if debian {
         want.push((
             n1.clone(),
@@ -222,7 +246,8 @@ fn keys_audit_finds_keys_in_odd_places_and_lists_what_sshd_accepts() {
         "group-writable ~/.ssh is ignored"
     );
     assert!(!logs_in(&fleet, 1, "admin", &fleet.client_key()));
-    assert!(!logs_in(&fleet, 1, "deploy", &bob));
+    assert!(logs_in(&fleet, 1, "deploy", &bob), "Match User deploy file");
+    assert!(!logs_in(&fleet, 1, "backup", &bob));
 
     // carol is seen, but not accepted, with sshd's reason.
     let carol_group = doc["keys"]
@@ -259,6 +284,9 @@ fn keys_audit_finds_keys_in_odd_places_and_lists_what_sshd_accepts() {
     assert!(has("unparseable", &|f| f["host"] == n0.as_str()
         && f["file"] == "/home/deploy/.ssh/authorized_keys"
         && f["line"] == bad_line));
+    assert!(has("other_way_in", &|f| f["host"] == n1.as_str()
+        && f["detail"] == "TrustedUserCAKeys /etc/ssh/user_ca.pub"));
+    assert!(!has("other_way_in", &|f| f["host"] == n0.as_str()));
     assert!(has("ignored_file", &|f| f["host"] == n1.as_str()
         && f["file"] == "/home/admin/.ssh/authorized_keys"));
     // Every host was read with sshd -T (exact) as root.
