@@ -174,13 +174,16 @@ pub fn keys_refused(user: &str, uid: u32, a: &SshdAuth, locked: Option<bool>) ->
 
 /// The key lines and unparseable lines of a file, each key marked accepted or not for the
 /// account (`file_used`: sshd reads the file; `refused`: the account's keys are refused
-/// anyway; `root_forced_only`: `PermitRootLogin forced-commands-only` for root).
+/// anyway; `root_forced_only`: `PermitRootLogin forced-commands-only` for root;
+/// `sshd`: `PubkeyAcceptedAlgorithms` and `RequiredRSASize`).
 pub fn read_file_keys(
     content: &str,
     file_used: Result<(), String>,
     refused: Option<&str>,
     root_forced_only: bool,
+    sshd: &SshdAuth,
 ) -> (Vec<KeyLine>, Vec<(usize, String)>) {
+    let algorithms = sshd.pubkey_accepted_algorithms.as_deref();
     let parsed = AuthorizedKeys::parse(content);
     let keys = parsed
         .keys()
@@ -189,6 +192,19 @@ pub fn read_file_keys(
             let why = match (&file_used, refused) {
                 (Err(e), _) => Some(e.clone()),
                 (_, Some(r)) => Some(r.to_string()),
+                _ if !sshd::algorithm_allowed(&l.key_type, algorithms) => Some(format!(
+                    "PubkeyAcceptedAlgorithms does not allow {}",
+                    l.key_type
+                )),
+                _ if l.key_type.contains("rsa")
+                    && l.bits.is_some_and(|b| b < sshd.required_rsa_size) =>
+                {
+                    Some(format!(
+                        "RSA key of {} bits < RequiredRSASize {}",
+                        l.bits.unwrap_or(0),
+                        sshd.required_rsa_size
+                    ))
+                }
                 _ if root_forced_only && !l.forced_command => {
                     Some("PermitRootLogin forced-commands-only and no command= option".into())
                 }
@@ -473,7 +489,8 @@ mod tests {
     fn host(files: Vec<(&str, &str, u32, Result<(), String>)>) -> HostAudit {
         let mut accounts: Vec<AccountAudit> = Vec::new();
         for (user, content, uid, used) in files {
-            let (keys, bad) = read_file_keys(content, used.clone(), None, false);
+            let (keys, bad) =
+                read_file_keys(content, used.clone(), None, false, &SshdAuth::default());
             let f = FileAudit {
                 path: format!("/home/{user}/.ssh/authorized_keys"),
                 state: match used {
@@ -573,7 +590,20 @@ mod tests {
             Ok(()),
             None,
             true,
+            &SshdAuth::default(),
         );
         assert!(!k[0].accepted && k[1].accepted);
+        let only_ed = SshdAuth {
+            pubkey_accepted_algorithms: Some(vec!["ssh-ed25519".to_string()]),
+            ..SshdAuth::default()
+        };
+        let (k, _) = read_file_keys(&format!("{ED1}\n{RSA1}\n"), Ok(()), None, false, &only_ed);
+        assert!(k[0].accepted && !k[1].accepted);
+        assert!(
+            k[1].why_not
+                .as_deref()
+                .unwrap()
+                .contains("PubkeyAcceptedAlgorithms")
+        );
     }
 }

@@ -33,6 +33,11 @@ pub struct SshdAuth {
     /// `yes`, `prohibit-password` (`without-password`), `forced-commands-only`, `no`.
     pub permit_root_login: String,
     pub use_pam: bool,
+    /// `PubkeyAcceptedAlgorithms` as `sshd -T` prints it; `None`: OpenSSH 9's default
+    /// (everything but `ssh-dss`).
+    pub pubkey_accepted_algorithms: Option<Vec<String>>,
+    /// `RequiredRSASize` (OpenSSH 9.1+; 1024 by default).
+    pub required_rsa_size: u32,
 }
 
 impl Default for SshdAuth {
@@ -53,6 +58,8 @@ impl Default for SshdAuth {
             pubkey_authentication: true,
             permit_root_login: "prohibit-password".into(),
             use_pam: false,
+            pubkey_accepted_algorithms: None,
+            required_rsa_size: 1024,
         }
     }
 }
@@ -97,6 +104,13 @@ fn apply(a: &mut SshdAuth, seen: &mut Vec<String>, key: &str, val: &str, first_w
             }
         }
         "usepam" => a.use_pam = yes(val),
+        "requiredrsasize" => a.required_rsa_size = val.trim().parse().unwrap_or(1024),
+        "pubkeyacceptedalgorithms" | "pubkeyacceptedkeytypes"
+            if !val.trim().starts_with(['+', '-', '^']) =>
+        {
+            a.pubkey_accepted_algorithms =
+                Some(val.split(',').map(|x| x.trim().to_string()).collect())
+        }
         _ => return,
     }
     seen.push(key);
@@ -190,6 +204,32 @@ pub fn expand_keys_file(pattern: &str, user: &str, home: &str, uid: u32) -> Resu
     }
 }
 
+/// Does `PubkeyAcceptedAlgorithms` allow a key of `key_type`? An RSA key can sign with
+/// `ssh-rsa`, `rsa-sha2-256` or `rsa-sha2-512` (and so for its certificates); any one
+/// allowed is enough.
+pub fn algorithm_allowed(key_type: &str, algs: Option<&[String]>) -> bool {
+    let Some(algs) = algs else {
+        return !key_type.starts_with("ssh-dss");
+    };
+    let cert = key_type.ends_with("-cert-v01@openssh.com");
+    let base = key_type.trim_end_matches("-cert-v01@openssh.com");
+    let family: Vec<String> = if matches!(base, "ssh-rsa" | "rsa-sha2-256" | "rsa-sha2-512") {
+        ["ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"]
+            .iter()
+            .map(|b| {
+                if cert {
+                    format!("{b}-cert-v01@openssh.com")
+                } else {
+                    b.to_string()
+                }
+            })
+            .collect()
+    } else {
+        vec![key_type.to_string()]
+    };
+    family.iter().any(|f| algs.iter().any(|a| a == f))
+}
+
 /// Whether `root` may log in with a key at all under `permit_root_login`, and whether only
 /// keys with a forced command count (`forced-commands-only`).
 pub fn root_key_rule(permit_root_login: &str) -> RootRule {
@@ -266,6 +306,21 @@ mod tests {
         assert_eq!(e("/k/100%%").unwrap(), "/k/100%");
         assert!(e("/k/%x").unwrap_err().contains("%x"));
         assert!(e("/k/%").is_err());
+    }
+
+    #[test]
+    fn accepted_algorithms() {
+        let a = parse_sshd_t("pubkeyacceptedalgorithms ssh-ed25519,rsa-sha2-512\n");
+        let algs = a.pubkey_accepted_algorithms.as_deref();
+        assert!(algorithm_allowed("ssh-ed25519", algs));
+        assert!(
+            algorithm_allowed("ssh-rsa", algs),
+            "an RSA key signs with rsa-sha2-512"
+        );
+        assert!(!algorithm_allowed("ecdsa-sha2-nistp256", algs));
+        assert!(!algorithm_allowed("ssh-rsa-cert-v01@openssh.com", algs));
+        assert!(!algorithm_allowed("ssh-dss", None));
+        assert!(algorithm_allowed("ssh-ed25519", None));
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn keys_audit_finds_keys_in_odd_places_and_lists_what_sshd_accepts() {
     std::fs::create_dir_all(&dropin).unwrap();
     std::fs::write(
         dropin.join("50-audit.conf"),
-        "TrustedUserCAKeys /etc/ssh/user_ca.pub\nMatch User deploy\n  AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/deploy_extra\n",
+        "TrustedUserCAKeys /etc/ssh/user_ca.pub\nPubkeyAcceptedAlgorithms ssh-ed25519\nMatch User deploy\n  AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/deploy_extra\n",
     )
     .unwrap();
     plant(
@@ -152,6 +152,12 @@ fn keys_audit_finds_keys_in_odd_places_and_lists_what_sshd_accepts() {
         0,
         0o644,
     );
+    // host02 accepts ed25519 keys only: the weak RSA key in deploy's file is listed, not
+    // accepted.
+    let ak = fleet.authorized_keys_path(1, "deploy");
+    let mut text = std::fs::read_to_string(&ak).unwrap();
+    text.push_str(&format!("{}\n", pub_line(&weak)));
+    std::fs::write(&ak, &text).unwrap();
     fleet.restart_host(1).unwrap();
     let known = dir.path().join("known.keys");
     std::fs::write(
@@ -247,6 +253,14 @@ fn keys_audit_finds_keys_in_odd_places_and_lists_what_sshd_accepts() {
     );
     assert!(!logs_in(&fleet, 1, "admin", &fleet.client_key()));
     assert!(logs_in(&fleet, 1, "deploy", &bob), "Match User deploy file");
+    assert!(
+        logs_in(&fleet, 0, "backup", &weak),
+        "1024-bit RSA: weak, but accepted"
+    );
+    assert!(
+        !logs_in(&fleet, 1, "deploy", &weak),
+        "PubkeyAcceptedAlgorithms"
+    );
     assert!(!logs_in(&fleet, 1, "backup", &bob));
 
     // carol is seen, but not accepted, with sshd's reason.

@@ -391,7 +391,7 @@ async fn file_audit<T: Target>(
     match t.read(path, MAX_FILE).await {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            let (keys, bad) = read_file_keys(&text, used, refused, root_forced);
+            let (keys, bad) = read_file_keys(&text, used, refused, root_forced, s);
             fa.keys = keys;
             fa.unparseable = bad;
             fa.content = Some(text);
