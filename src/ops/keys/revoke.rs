@@ -57,10 +57,23 @@ pub async fn revoke<T: Target>(
     mode: RunMode,
 ) -> Vec<FileRevoke> {
     let mut out = Vec::new();
+    // A file sshd reads for the login user is guarded whichever account lists it (one
+    // `AuthorizedKeysFile /etc/ssh/shared_keys` for everybody).
+    let login_files: Vec<&str> = audit
+        .accounts
+        .iter()
+        .filter(|a| a.user == guard.login_user)
+        .flat_map(|a| a.files.iter().map(|f| f.path.as_str()))
+        .collect();
     for a in &audit.accounts {
         for f in &a.files {
             let Some(content) = &f.content else { continue };
-            let plan = plan_file(content, &a.user, sel, guard);
+            let owner = if login_files.contains(&f.path.as_str()) {
+                guard.login_user
+            } else {
+                a.user.as_str()
+            };
+            let plan = plan_file(content, owner, sel, guard);
             if plan.remove.is_empty() && plan.refused.is_empty() {
                 continue;
             }
@@ -100,6 +113,62 @@ mod tests {
     use crate::keyaudit::{AccountAudit, FileAudit, SshdAuth};
     use crate::target::local::LocalTarget;
     use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn a_file_shared_with_the_login_user_is_guarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        let text = format!("{ED1}\n{ED2}\n");
+        std::fs::write(&shared, &text).unwrap();
+        let account = |user: &str| AccountAudit {
+            user: user.into(),
+            uid: 0,
+            home: "/".into(),
+            shell: "/bin/sh".into(),
+            locked: None,
+            keys_refused: None,
+            config: SshdAuth::default(),
+            files: vec![FileAudit {
+                path: shared.to_str().unwrap().into(),
+                state: FileState::Used,
+                keys: vec![],
+                unparseable: vec![],
+                content: Some(text.clone()),
+            }],
+            other_ways: vec![],
+        };
+        // `admin` comes first and lists the same file as the login user `deploy`.
+        let audit = HostAudit {
+            host: "h".into(),
+            login_user: "deploy".into(),
+            openssh: None,
+            privileged: true,
+            accounts: vec![account("admin"), account("deploy")],
+            not_seen: vec![],
+        };
+        let sel = Selector {
+            fingerprints: vec![ED1_FP.into()],
+            comment_globs: vec![],
+        };
+        let guard = Guard {
+            login_user: "deploy",
+            login_key: Some(ED1_FP),
+            force: false,
+        };
+        let r = revoke(
+            &LocalTarget::new(),
+            &audit,
+            &sel,
+            &guard,
+            RunMode::default(),
+        )
+        .await;
+        assert!(
+            r.iter().all(|f| !f.changed && !f.refused.is_empty()),
+            "{r:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&shared).unwrap(), text);
+    }
 
     #[tokio::test]
     async fn removes_from_every_file_and_keeps_modes() {
