@@ -10,6 +10,7 @@ mod collection;
 mod fleet;
 mod hostile;
 mod hostkeys;
+mod hostkeys_scan;
 mod inventory;
 mod journal;
 mod keys;
