@@ -3,7 +3,9 @@
 
 use clap::{Args, Subcommand};
 
-use crate::commands::hostkeys::{HostkeysCommand as Cmd, scan::ScanConfig};
+use std::path::PathBuf;
+
+use crate::commands::hostkeys::{HostkeysCommand as Cmd, certify::CertifyConfig, scan::ScanConfig};
 use crate::error::Result;
 use crate::run::Command;
 
@@ -16,6 +18,41 @@ pub enum HostkeysCommand {
         after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys scan\n  sshfleet -i hosts.ini hostkeys scan --update-known-hosts --check\n  sshfleet -i hosts.ini --json hostkeys scan -H web"
     )]
     Scan(ScanArgs),
+    /// Sign each host's key with a CA kept on the controller, install the certificate
+    /// (HostCertificate, `sshd -t`, reload; needs -b), prove a connection trusting only the CA,
+    /// and print the `@cert-authority` line for users' known_hosts.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b\n  sshfleet -i hosts.ini hostkeys certify --ca host_ca --validity 12w --principals web01.example.com -H web01 -b --check --diff"
+    )]
+    Certify(CertifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertifyArgs {
+    /// Host pattern (Ansible syntax).
+    #[arg(
+        short = 'H',
+        long = "hosts",
+        default_value = "all",
+        value_name = "PATTERN"
+    )]
+    pub pattern: String,
+    /// The CA private key (never leaves the controller).
+    #[arg(long = "ca", value_name = "CA_KEY")]
+    pub ca: PathBuf,
+    /// Environment variable holding the CA key's passphrase (else asked on the terminal).
+    #[arg(long = "ca-passphrase-env", value_name = "VAR")]
+    pub ca_passphrase_env: Option<String>,
+    /// Certificate principals (comma-separated or repeated). Default: the names each host is
+    /// reached by (inventory name, ansible_host, HostKeyAlias).
+    #[arg(long = "principals", value_delimiter = ',', value_name = "NAMES")]
+    pub principals: Vec<String>,
+    /// Validity from now (ssh-keygen units: s, m, h, d, w; e.g. 52w, 30d).
+    #[arg(long = "validity", default_value = "52w", value_name = "DURATION")]
+    pub validity: String,
+    /// The host key type to certify.
+    #[arg(long = "key-type", default_value = "ed25519", value_name = "TYPE")]
+    pub key_type: String,
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +82,19 @@ impl HostkeysCommand {
                 pattern: a.pattern,
                 update: a.update,
                 accept_changed: a.accept_changed,
+            }),
+            HostkeysCommand::Certify(a) => Cmd::Certify(CertifyConfig {
+                pattern: a.pattern,
+                ca: a.ca,
+                ca_passphrase_env: a.ca_passphrase_env,
+                principals: a.principals,
+                validity: a.validity,
+                key_type: match a.key_type.as_str() {
+                    "ed25519" => "ssh-ed25519".into(),
+                    "ecdsa" => "ecdsa-sha2-nistp256".into(),
+                    "rsa" => "ssh-rsa".into(),
+                    other => other.to_string(),
+                },
             }),
         }))
     }

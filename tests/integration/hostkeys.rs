@@ -120,3 +120,101 @@ fn hostkeys_sshd_control_reverts_a_rejected_change_and_reloads_a_good_one() {
     assert_eq!(h.pid(), Some(pid), "sshd re-executed in place");
     ssh(&fleet, 0, "deploy", "true").assert_success();
 }
+
+/// Certify 20 hosts with a CA kept on the controller (via become), then connect to every one
+/// with a known_hosts that holds **only** the printed `@cert-authority` line: OpenSSH `ssh`
+/// (strict), sshfleet `ping`, and `hostkeys scan` (cert-trusted, exit 0). A second run keeps
+/// sshd's configuration as it is (the HostCertificate line is already there).
+#[test]
+fn certify_20_hosts_then_trust_only_the_ca() {
+    const N: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    // A pidfile per host, so sshd can be reloaded the way real hosts are (HUP to the pid in
+    // its PidFile). TEMPORARY: the host-key rotation work makes this the fleet's default.
+    let fdir = dir.path().join("fleet");
+    let mut b = Fleet::builder().hosts(N).dir(&fdir);
+    for i in 0..N {
+        b = b.sshd_option(
+            i,
+            format!("PidFile {}/host{:02}/sshd.pid", fdir.display(), i + 1),
+        );
+    }
+    let fleet = b.start().expect("start fleet");
+    let ca = dir.path().join("host_ca");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "fleet-ca", "-f"])
+        .arg(&ca)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Sshfleet::new()
+        .inventory(&fleet)
+        .args(["hostkeys", "certify", "-b", "--ca"])
+        .arg(&ca)
+        .args(["--validity", "4w"])
+        .run();
+    out.success();
+    let ca_pub = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
+    let ca_key: Vec<&str> = ca_pub.split_whitespace().take(2).collect();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("@cert-authority "))
+        .unwrap_or_else(|| panic!("no @cert-authority line\n{out}"))
+        .to_string();
+    assert!(line.ends_with(&ca_key.join(" ")), "{line}");
+    // The CA private key never reached a host.
+    let ca_priv = std::fs::read_to_string(&ca).unwrap();
+    for h in fleet.hosts() {
+        let cert = h.dir().join("ssh_host_ed25519_key-cert.pub");
+        let l = Command::new("ssh-keygen")
+            .arg("-L")
+            .arg("-f")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&l.stdout);
+        assert!(
+            s.contains("host certificate") && s.contains(h.name()),
+            "{}: {s}",
+            h.name()
+        );
+        assert!(
+            !std::fs::read_to_string(h.dir().join("sshd_config"))
+                .unwrap()
+                .contains(&ca_priv)
+        );
+    }
+    // Only the CA line in known_hosts.
+    let kh = fleet.known_hosts();
+    std::fs::write(&kh, format!("{line}\n")).unwrap();
+    for i in 0..N {
+        assert!(
+            ssh_ok(&fleet, i, &kh),
+            "ssh to {} trusting only the CA",
+            fleet.host(i).name()
+        );
+    }
+    Sshfleet::new()
+        .inventory(&fleet)
+        .arg("ping")
+        .run()
+        .success();
+    let (code, doc) = scan_json(&fleet, &[]);
+    assert_eq!(code, 0, "{doc}");
+    for h in fleet.hosts() {
+        assert_eq!(status_of(&doc, h.name()), "cert-trusted", "{doc}");
+    }
+    // Renewal with the CA-only known_hosts: the host is verified through its certificate;
+    // sshd already has the HostCertificate, so its configuration is untouched.
+    let cfg0 = std::fs::read_to_string(fleet.host(0).dir().join("sshd_config")).unwrap();
+    assert_eq!(cfg0.matches("HostCertificate").count(), 1, "{cfg0}");
+    Sshfleet::new()
+        .inventory(&fleet)
+        .args(["hostkeys", "certify", "-b", "-H", "host01", "--ca"])
+        .arg(&ca)
+        .run()
+        .success();
+    let cfg1 = std::fs::read_to_string(fleet.host(0).dir().join("sshd_config")).unwrap();
+    assert_eq!(cfg0, cfg1);
+}

@@ -7,12 +7,14 @@
 //!
 //! (Host-key rotation, `rotate`/`retire`, lives beside these in its own module.)
 
+pub mod certify;
 pub mod scan;
 
 /// The domain form of a `hostkeys` subcommand.
 #[derive(Debug, Clone)]
 pub enum HostkeysCommand {
     Scan(scan::ScanConfig),
+    Certify(certify::CertifyConfig),
 }
 
 /// Run a `hostkeys` subcommand.
@@ -22,5 +24,6 @@ pub fn execute(
 ) -> crate::error::Result<crate::error::ExitCode> {
     match cmd {
         HostkeysCommand::Scan(c) => scan::scan(g, c),
+        HostkeysCommand::Certify(c) => certify::certify(g, c),
     }
 }
