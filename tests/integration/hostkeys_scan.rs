@@ -12,7 +12,7 @@ use crate::support::fleet::Fleet;
 /// Replace host `i`'s ed25519 host key by a fresh one and restart its sshd: a host "changed
 /// behind our back" (reinstalled, or an attacker on its address).
 fn replace_host_key(fleet: &Fleet, i: usize) {
-    let key = fleet.host(i).dir().join("ssh_host_ed25519_key");
+    let key = fleet.host(i).host_key_path();
     let _ = std::fs::remove_file(&key);
     let _ = std::fs::remove_file(key.with_extension("pub"));
     let st = Command::new("ssh-keygen")
@@ -224,4 +224,113 @@ fn update_known_hosts_keeps_hashed_form_and_comments() {
     let (_, doc) = scan_json(&fleet, &["--update-known-hosts"]);
     assert_eq!(doc["known_hosts"][0]["changed"], false, "{doc}");
     assert_eq!(known_hosts_text(&fleet), after);
+}
+
+/// Certify 20 hosts with a CA kept on the controller (via become), then connect to every one
+/// with a known_hosts that holds **only** the printed `@cert-authority` line: OpenSSH `ssh`
+/// (strict), sshfleet `ping`, and `hostkeys scan` (cert-trusted, exit 0). A second run keeps
+/// sshd's configuration as it is (the HostCertificate line is already there).
+#[test]
+fn certify_20_hosts_then_trust_only_the_ca() {
+    const N: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::builder().hosts(N).start().expect("start fleet");
+    let ca = dir.path().join("host_ca");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "fleet-ca", "-f"])
+        .arg(&ca)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Sshfleet::new()
+        .inventory(&fleet)
+        .args(["hostkeys", "certify", "-b", "--ca"])
+        .arg(&ca)
+        .args(["--validity", "4w"])
+        .run();
+    out.success();
+    let ca_pub = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
+    let ca_key: Vec<&str> = ca_pub.split_whitespace().take(2).collect();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("@cert-authority "))
+        .unwrap_or_else(|| panic!("no @cert-authority line\n{out}"))
+        .to_string();
+    assert!(line.ends_with(&ca_key.join(" ")), "{line}");
+    // The CA private key never reached a host.
+    let ca_priv = std::fs::read_to_string(&ca).unwrap();
+    for h in fleet.hosts() {
+        let cert = h
+            .host_key_path()
+            .with_file_name("ssh_host_ed25519_key-cert.pub");
+        let l = Command::new("ssh-keygen")
+            .arg("-L")
+            .arg("-f")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&l.stdout);
+        assert!(
+            s.contains("host certificate") && s.contains(h.name()),
+            "{}: {s}",
+            h.name()
+        );
+        // Nothing of the CA's private key in the host's /etc/ssh.
+        let etc_ssh = h.host_key_path().parent().unwrap().to_path_buf();
+        let mut todo = vec![etc_ssh];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else if let Ok(t) = std::fs::read_to_string(&p) {
+                    assert!(!t.contains(ca_priv.trim()), "{}", p.display());
+                }
+            }
+        }
+    }
+    // Only the CA line in known_hosts.
+    let kh = fleet.known_hosts();
+    std::fs::write(&kh, format!("{line}\n")).unwrap();
+    for i in 0..N {
+        assert!(
+            ssh_ok(&fleet, i, &kh),
+            "ssh to {} trusting only the CA",
+            fleet.host(i).name()
+        );
+    }
+    Sshfleet::new()
+        .inventory(&fleet)
+        .arg("ping")
+        .run()
+        .success();
+    let (code, doc) = scan_json(&fleet, &[]);
+    assert_eq!(code, 0, "{doc}");
+    for h in fleet.hosts() {
+        assert_eq!(status_of(&doc, h.name()), "cert-trusted", "{doc}");
+    }
+    // Renewal with the CA-only known_hosts: the host is verified through its certificate;
+    // sshd already has the HostCertificate, so its configuration is untouched.
+    // The HostCertificate line is in our drop-in (the stock sshd_config includes
+    // sshd_config.d), and only there.
+    let dropin = fleet
+        .host(0)
+        .sshd_config_path()
+        .with_file_name("sshd_config.d")
+        .join("sshfleet-hostcertificate.conf");
+    let cfg0 = std::fs::read_to_string(&dropin).unwrap();
+    assert_eq!(cfg0.matches("HostCertificate ").count(), 1, "{cfg0}");
+    let main0 = std::fs::read_to_string(fleet.host(0).sshd_config_path()).unwrap();
+    Sshfleet::new()
+        .inventory(&fleet)
+        .args(["hostkeys", "certify", "-b", "-H", "host01", "--ca"])
+        .arg(&ca)
+        .run()
+        .success();
+    assert_eq!(std::fs::read_to_string(&dropin).unwrap(), cfg0);
+    assert_eq!(
+        std::fs::read_to_string(fleet.host(0).sshd_config_path()).unwrap(),
+        main0
+    );
 }

@@ -2,9 +2,10 @@
 //! certificates signed on the controller, installed with `HostCertificate`, proven with a
 //! fresh connection that trusts only the CA.
 //!
-//! Per host, in order (a step that fails stops that host, and what was changed is put back):
-//! 1. connect as usual (host key checked strictly against known_hosts) and ask sshd itself
-//!    (`sshd -T`, via become) which `HostKey`s it serves and which `HostCertificate`s it has;
+//! Per host, in order (a step that fails stops that host; nothing is left half changed):
+//! 1. connect as usual (host key checked against known_hosts) and ask sshd itself which
+//!    `HostKey`s it serves ([`crate::ops::sshd::gather`]: `sshd -T`, its config files, its
+//!    public host keys; via become);
 //! 2. read the public half of the host key of `--key-type` (default ed25519); we only vouch for
 //!    a key of a host we verified: under strict host key checking the connection proved the
 //!    host (plain key or an existing certificate — renewals work with a CA-only known_hosts);
@@ -15,21 +16,18 @@
 //!    a [`Secret`]); key id = inventory name, principals = `--principals` or the names the host
 //!    is reached by (inventory name, `ansible_host`, `HostKeyAlias`), valid from 5 minutes ago
 //!    (clock skew) for `--validity`;
-//! 4. install it next to the key (`HOSTKEY-cert.pub`, 0644 root) atomically;
-//! 5. add `HostCertificate HOSTKEY-cert.pub` unless sshd already has it, check with `sshd -t`
-//!    (failure: configuration and certificate restored), reload sshd;
+//! 4./5. through the shared sshd control ([`crate::ops::sshd`]): write the certificate next to
+//!    the key (`HOSTKEY-cert.pub`, 0644) and — unless a config file already names it — a
+//!    `HostCertificate` line in our own block (the `sshd_config.d/sshfleet-hostcertificate.conf`
+//!    drop-in when `sshd_config` includes that directory, else a marked block before the first
+//!    `Match`), atomically; `sshd -t`; reload (service manager, else HUP to the pidfile's PID);
+//!    sshd checked running; any failure restores every file and sshd's previous state;
 //! 6. prove it: a fresh connection whose known_hosts holds **only** the `@cert-authority` line
-//!    (no plain key) must succeed.
+//!    (no plain key) must succeed (retried for a few seconds while sshd re-executes).
 //!
 //! Finally the `@cert-authority` line users put in their known_hosts is printed (stderr with
-//! `--json`, where it is also in each host's result).
-//!
-//! TEMPORARY (until the shared sshd control module of the host-key rotation work lands): steps
-//! 5's configuration edit and reload are done here by [`sshd_tmp`] — a drop-in
-//! `sshd_config.d/60-sshfleet-hostcertificate.conf` when `sshd_config` includes that
-//! directory, else a line inserted before the first `Match` of `sshd_config` (following a
-//! symlink); reload = HUP to the pid in sshd's `PidFile`, else `systemctl reload ssh|sshd`,
-//! else HUP to the oldest `sshd` process (the listener; PID 1 of a test-fleet host).
+//! `--json`, where it is also in each host's result). `--check` changes nothing and, with
+//! `--diff`, shows the certificate and configuration change.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,9 +42,10 @@ use crate::events::HostOutcome;
 use crate::fleet::HostCtx;
 use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
 use crate::known_hosts::{self, KnownHosts, Verdict, host_key_name};
+use crate::ops::sshd;
 use crate::report::OutputMode;
 use crate::secret::Secret;
-use crate::target::{Body, Expect, Target, TargetError, WriteSpec};
+use crate::target::{Target, TargetError};
 
 /// `hostkeys certify` options.
 #[derive(Debug, Clone)]
@@ -190,133 +189,6 @@ pub fn default_principals(spec: &ConnSpec) -> Vec<String> {
     out
 }
 
-/// What `sshd -T` says about host keys.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SshdView {
-    pub host_keys: Vec<String>,
-    pub host_certificates: Vec<String>,
-    pub pid_file: Option<String>,
-}
-
-/// Parse `sshd -T` output (lower-case keywords, one per line).
-pub fn parse_sshd_t(text: &str) -> SshdView {
-    let mut v = SshdView::default();
-    for line in text.lines() {
-        let mut it = line.splitn(2, ' ');
-        let (k, val) = (it.next().unwrap_or(""), it.next().unwrap_or("").trim());
-        match k {
-            "hostkey" => v.host_keys.push(val.to_string()),
-            "hostcertificate" => v.host_certificates.push(val.to_string()),
-            "pidfile" if val != "none" && !val.is_empty() => v.pid_file = Some(val.to_string()),
-            _ => {}
-        }
-    }
-    v
-}
-
-/// TEMPORARY sshd control (see the module doc): plan the `HostCertificate` line.
-pub mod sshd_tmp {
-    /// Where the line goes: `(path, new content)`; `dropin` when it is a new drop-in file.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Plan {
-        pub path: String,
-        pub before: Option<String>,
-        pub after: String,
-    }
-
-    pub const DROPIN: &str = "/etc/ssh/sshd_config.d/60-sshfleet-hostcertificate.conf";
-
-    /// Does `sshd_config` include `/etc/ssh/sshd_config.d/*.conf` (Debian's stock line)?
-    pub fn includes_dropins(config: &str) -> bool {
-        config.lines().any(|l| {
-            let mut w = l.split_whitespace();
-            w.next().is_some_and(|k| k.eq_ignore_ascii_case("include"))
-                && w.any(|p| p.contains("sshd_config.d/"))
-        })
-    }
-
-    /// The `HostCertificate cert` line inserted before the first `Match` (or at the end).
-    pub fn insert_line(config: &str, cert: &str) -> String {
-        let line = format!("HostCertificate {cert}\n");
-        let mut out = String::new();
-        let mut done = false;
-        for l in config.split_inclusive('\n') {
-            if !done
-                && l.split_whitespace()
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case("match"))
-            {
-                out.push_str(&line);
-                done = true;
-            }
-            out.push_str(l);
-        }
-        if !done {
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push('\n');
-            }
-            out.push_str(&line);
-        }
-        out
-    }
-
-    /// The reload script: pidfile, else systemd, else the oldest sshd.
-    pub const RELOAD: &str = r#"PATH="$PATH:/usr/sbin:/sbin"
-pf=$(sshd -T 2>/dev/null | awk '$1=="pidfile"{print $2}')
-if [ -n "$pf" ] && [ "$pf" != none ] && [ -s "$pf" ]; then kill -HUP "$(cat "$pf")" && echo "HUP to the pid in $pf" && exit 0; fi
-if [ -d /run/systemd/system ]; then (systemctl reload ssh 2>/dev/null || systemctl reload sshd) && echo "systemctl reload" && exit 0; fi
-pid=$(pgrep -o -x sshd) && kill -HUP "$pid" && echo "HUP to the oldest sshd ($pid)" && exit 0
-echo "no way to reload sshd found" >&2; exit 1"#;
-}
-
-fn sh(script: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), script.into()]
-}
-
-async fn run_ok<T: Target>(t: &T, what: &str, script: &str) -> std::result::Result<String, String> {
-    let out = t
-        .run(&sh(script), None)
-        .await
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status != 0 {
-        return Err(format!(
-            "{what} failed (rc={}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-async fn write_root<T: Target>(t: &T, path: &str, text: &str) -> std::result::Result<(), String> {
-    t.write_atomic(
-        &WriteSpec {
-            dest: path.to_string(),
-            mode: 0o644,
-            uid: Some(0),
-            gid: Some(0),
-            expect: Expect::Any,
-            validate: None,
-            backup: false,
-        },
-        Body::Bytes(bytes::Bytes::from(text.as_bytes().to_vec())),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("write {path}: {e}"))
-}
-
-async fn read_opt<T: Target>(t: &T, path: &str) -> std::result::Result<Option<String>, String> {
-    match t.stat(path, true).await.map_err(|e| e.to_string())? {
-        None => Ok(None),
-        Some(_) => t
-            .read(path, 1 << 20)
-            .await
-            .map(|b| Some(String::from_utf8_lossy(&b).into_owned()))
-            .map_err(|e| format!("read {path}: {e}")),
-    }
-}
-
 /// Shared, read-only inputs of every host's job.
 struct Job {
     ca: PrivateKey,
@@ -335,27 +207,22 @@ async fn certify_host(
     let spec = ctx.spec().clone();
     let t = ctx.target().await?;
     let fail = |m: String| Ok(HostOutcome::failed(&host, m));
-    // 1. What sshd serves.
-    let view = match run_ok(t, "sshd -T", "PATH=\"$PATH:/usr/sbin:/sbin\"; exec sshd -T").await {
-        Ok(o) => parse_sshd_t(&o),
+    // 1. What sshd serves (ops::sshd facts: `sshd -T`, config files, public keys; as root).
+    let facts = match sshd::gather(t, &[]).await {
+        Ok(f) => f,
         Err(e) => return fail(format!("{e} (certify needs root: use -b)")),
     };
-    // 2. The host key of the wanted type, trusted by known_hosts.
-    let mut chosen = None;
-    for hk in &view.host_keys {
-        if let Ok(Some(text)) = read_opt(t, &format!("{hk}.pub")).await
-            && let Ok(k) = PublicKey::from_openssh(text.trim())
-            && k.algorithm().as_str() == job.cfg.key_type
-        {
-            chosen = Some((hk.clone(), k));
-            break;
-        }
-    }
+    // 2. The host key of the wanted type.
+    let chosen = facts.host_keys.iter().find_map(|hk| {
+        let text = facts.public_keys.get(hk)?;
+        let k = PublicKey::from_openssh(text.trim()).ok()?;
+        (k.algorithm().as_str() == job.cfg.key_type).then(|| (hk.clone(), k))
+    });
     let Some((hk, key)) = chosen else {
         return fail(format!(
             "sshd serves no {} host key (HostKey {})",
             job.cfg.key_type,
-            view.host_keys.join(", ")
+            facts.host_keys.join(", ")
         ));
     };
     let (user_files, global_files) = ctx.connector().known_hosts_files(&spec);
@@ -375,7 +242,7 @@ async fn certify_host(
         && !matches!(known.check_name(&name, &blob), Verdict::Known(_))
     {
         return fail(format!(
-            "{hk}.pub ({}) is not a key known_hosts lists for {name}, and host key checking is \
+            "{hk} ({}) is not a key known_hosts lists for {name}, and host key checking is \
              not strict; not signing it",
             known_hosts::fingerprint(&blob)
         ));
@@ -402,90 +269,59 @@ async fn certify_host(
         Err(e) => return fail(e.to_string()),
     };
     let cert_path = format!("{hk}-cert.pub");
-    let needs_config = !view.host_certificates.contains(&cert_path);
-    // The configuration change.
-    let plan = if needs_config {
-        let main = match run_ok(t, "readlink", "readlink -f /etc/ssh/sshd_config").await {
-            Ok(p) => p.trim().to_string(),
-            Err(e) => return fail(e),
-        };
-        let main_text = match read_opt(t, &main).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return fail(format!("{main} does not exist")),
-            Err(e) => return fail(e),
-        };
-        let line = format!("HostCertificate {cert_path}\n");
-        Some(if sshd_tmp::includes_dropins(&main_text) {
-            let before = read_opt(t, sshd_tmp::DROPIN).await.unwrap_or(None);
-            let after = format!("{}{line}", before.clone().unwrap_or_default());
-            sshd_tmp::Plan {
-                path: sshd_tmp::DROPIN.into(),
-                before,
-                after,
-            }
-        } else {
-            sshd_tmp::Plan {
-                path: main,
-                after: sshd_tmp::insert_line(&main_text, &cert_path),
-                before: Some(main_text),
-            }
-        })
-    } else {
-        None
+    // 4./5. One sshd change: the certificate file and (unless a config file already names it)
+    // our `HostCertificate` block; ops::sshd writes atomically, runs `sshd -t`, reloads,
+    // checks sshd runs, and restores everything on any failure.
+    let old_cert = match t.stat(&cert_path, true).await? {
+        Some(_) => Some(String::from_utf8_lossy(&t.read(&cert_path, 1 << 20).await?).into_owned()),
+        None => None,
     };
-    let old_cert = read_opt(t, &cert_path).await.unwrap_or(None);
+    let configured = std::iter::once(&facts.main)
+        .chain(facts.dropins.values())
+        .any(|text| {
+            sshd::config::values(text, "hostcertificate")
+                .iter()
+                .any(|(_, v)| *v == cert_path)
+        });
+    let mut change = sshd::Change::default();
+    change.ops.push(sshd::FileOp::Write {
+        path: cert_path.clone(),
+        before: old_cert,
+        after: cert_text,
+        mode: 0o644,
+    });
+    if !configured {
+        change.ops.extend(
+            sshd::plan::set_block(&facts, BLOCK, &[format!("HostCertificate {cert_path}")]).ops,
+        );
+    }
+    let diffs: Vec<serde_json::Value> = change.diffs().iter().map(|d| d.to_ansible()).collect();
     let mut result = json!({
         "host_key": hk,
         "certificate": cert_path,
         "key_id": host,
         "principals": principals,
         "valid_before": crate::ssh::certs::utc(job.valid_before),
+        "sshd_config_changed": !configured,
         "cert_authority_line": format!("@cert-authority {name} {}", job.ca_line_key),
     });
-    let diff = plan.as_ref().map(|p| {
-        json!({"before": p.before.clone().unwrap_or_default(), "after": p.after, "before_header": p.path, "after_header": p.path})
-    });
-    if job.check {
-        result["sshd_config"] = json!(plan.as_ref().map(|p| p.path.clone()));
-        let mut o = HostOutcome::changed(&host, result);
-        o.diff = diff;
-        return Ok(o);
-    }
-    // 4. Install the certificate.
-    if let Err(e) = write_root(t, &cert_path, &cert_text).await {
-        return fail(e);
-    }
-    let restore = async |msg: String| {
-        if let Some(p) = &plan {
-            let _ = match &p.before {
-                Some(b) => write_root(t, &p.path, b).await,
-                None => t.remove(&p.path).await.map_err(|e| e.to_string()),
-            };
-        }
-        let _ = match &old_cert {
-            Some(b) => write_root(t, &cert_path, b).await,
-            None => t.remove(&cert_path).await.map_err(|e| e.to_string()),
+    let with_diff = |mut o: HostOutcome| {
+        o.diff = match diffs.len() {
+            0 => None,
+            1 => Some(diffs[0].clone()),
+            _ => Some(serde_json::Value::Array(diffs.clone())),
         };
-        msg
+        o
     };
-    // 5. Configure, check, reload.
-    if let Some(p) = &plan
-        && let Err(e) = write_root(t, &p.path, &p.after).await
-    {
-        return fail(restore(e).await);
+    if job.check {
+        return Ok(with_diff(HostOutcome::changed(&host, result)));
     }
-    if let Err(e) = run_ok(t, "sshd -t", "PATH=\"$PATH:/usr/sbin:/sbin\"; exec sshd -t").await {
-        return fail(restore(format!("{e}; configuration and certificate restored")).await);
+    if let Err(e) = sshd::apply(t, &facts, &change).await {
+        return fail(format!(
+            "{e} (certificate and configuration left as they were)"
+        ));
     }
-    let how = match run_ok(t, "reload sshd", sshd_tmp::RELOAD).await {
-        Ok(h) => h.trim().to_string(),
-        Err(e) => {
-            return fail(restore(format!("{e}; configuration and certificate restored")).await);
-        }
-    };
-    result["reload"] = json!(how);
-    result["sshd_config"] = json!(plan.as_ref().map(|p| p.path.clone()));
-    // 6. Prove it: trusting only the CA.
+    // 6. Prove it: a fresh connection trusting only the CA.
     let dir = tempfile_dir().map_err(|e| TargetError::Other(e.to_string()))?;
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, format!("@cert-authority {name} {}\n", job.ca_line_key))
@@ -496,6 +332,7 @@ async fn certify_host(
     probe.host_key_policy = Some(HostKeyPolicy::Strict);
     let mut last = String::new();
     let mut proved = false;
+    // sshd re-executes on reload: give the listener a moment to come back.
     for _ in 0..25 {
         match ctx.connector().connect(&probe).await {
             Ok(s) => {
@@ -516,10 +353,11 @@ async fn certify_host(
         ));
     }
     result["verified"] = json!(true);
-    let mut o = HostOutcome::changed(&host, result);
-    o.diff = diff;
-    Ok(o)
+    Ok(with_diff(HostOutcome::changed(&host, result)))
 }
+
+/// The name of our sshd configuration block (`sshfleet-hostcertificate.conf` drop-in).
+const BLOCK: &str = "hostcertificate";
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {
     let base = std::env::temp_dir();
@@ -607,31 +445,6 @@ mod tests {
         assert!(parse_validity("5y").is_err());
         assert!(parse_validity("0").is_err());
         assert!(parse_validity("w").is_err());
-    }
-
-    #[test]
-    fn sshd_t_and_config_plans() {
-        let v = parse_sshd_t(
-            "port 22\nhostkey /etc/ssh/ssh_host_rsa_key\nhostkey /etc/ssh/ssh_host_ed25519_key\nhostcertificate /x-cert.pub\npidfile /run/sshd.pid\n",
-        );
-        assert_eq!(v.host_keys.len(), 2);
-        assert_eq!(v.host_certificates, vec!["/x-cert.pub".to_string()]);
-        assert_eq!(v.pid_file.as_deref(), Some("/run/sshd.pid"));
-        assert!(parse_sshd_t("pidfile none\n").pid_file.is_none());
-        assert!(sshd_tmp::includes_dropins(
-            "Include /etc/ssh/sshd_config.d/*.conf\nPort 22\n"
-        ));
-        assert!(!sshd_tmp::includes_dropins(
-            "#Include /etc/ssh/sshd_config.d/*.conf\n"
-        ));
-        assert_eq!(
-            sshd_tmp::insert_line("Port 22\nMatch User x\n  X11Forwarding no\n", "/k-cert.pub"),
-            "Port 22\nHostCertificate /k-cert.pub\nMatch User x\n  X11Forwarding no\n"
-        );
-        assert_eq!(
-            sshd_tmp::insert_line("Port 22", "/k-cert.pub"),
-            "Port 22\nHostCertificate /k-cert.pub\n"
-        );
     }
 
     /// `ssh-keygen -L` (OpenSSH) reads our certificate as a host certificate with our
