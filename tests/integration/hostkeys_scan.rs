@@ -244,11 +244,27 @@ fn certify_20_hosts_then_trust_only_the_ca() {
     assert!(st.success());
     let out = Sshfleet::new()
         .inventory(&fleet)
+        .env("SSHFLEET_JOURNAL_DIR", dir.path().join("journal"))
         .args(["hostkeys", "certify", "-b", "--ca"])
         .arg(&ca)
         .args(["--validity", "4w"])
         .run();
     out.success();
+    // The run journal recorded, per host, the certificate and the drop-in written (hashes).
+    let mut journal = String::new();
+    for e in std::fs::read_dir(dir.path().join("journal")).unwrap() {
+        journal.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+    }
+    assert_eq!(
+        journal.matches("ssh_host_ed25519_key-cert.pub").count(),
+        N,
+        "{journal}"
+    );
+    assert_eq!(
+        journal.matches("sshfleet-hostcertificate.conf").count(),
+        N,
+        "{journal}"
+    );
     let ca_pub = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
     let ca_key: Vec<&str> = ca_pub.split_whitespace().take(2).collect();
     let line = out
@@ -260,6 +276,7 @@ fn certify_20_hosts_then_trust_only_the_ca() {
     assert!(line.ends_with(&ca_key.join(" ")), "{line}");
     // The CA private key never reached a host.
     let ca_priv = std::fs::read_to_string(&ca).unwrap();
+    assert!(!journal.contains(ca_priv.trim()));
     for h in fleet.hosts() {
         let cert = h
             .host_key_path()

@@ -16,14 +16,17 @@
 //!    a [`Secret`]); key id = inventory name, principals = `--principals` or the names the host
 //!    is reached by (inventory name, `ansible_host`, `HostKeyAlias`), valid from 5 minutes ago
 //!    (clock skew) for `--validity`;
-//! 4./5. through the shared sshd control ([`crate::ops::sshd`]): write the certificate next to
+//! 4. through the shared sshd control ([`crate::ops::sshd`]): write the certificate next to
 //!    the key (`HOSTKEY-cert.pub`, 0644) and — unless a config file already names it — a
 //!    `HostCertificate` line in our own block (the `sshd_config.d/sshfleet-hostcertificate.conf`
 //!    drop-in when `sshd_config` includes that directory, else a marked block before the first
 //!    `Match`), atomically; `sshd -t`; reload (service manager, else HUP to the pidfile's PID);
 //!    sshd checked running; any failure restores every file and sshd's previous state;
-//! 6. prove it: a fresh connection whose known_hosts holds **only** the `@cert-authority` line
+//! 5. prove it: a fresh connection whose known_hosts holds **only** the `@cert-authority` line
 //!    (no plain key) must succeed (retried for a few seconds while sshd re-executes).
+//!
+//! The run journal ([`crate::journal`]) records, per host, the files written (certificate and
+//! configuration block) as hashes before/after.
 //!
 //! Finally the `@cert-authority` line users put in their known_hosts is printed (stderr with
 //! `--json`, where it is also in each host's result). `--check` changes nothing and, with
@@ -38,7 +41,7 @@ use serde_json::json;
 
 use crate::commands::{Config, no_hosts, run_on_specs};
 use crate::error::{Error, ExitCode, Result};
-use crate::events::HostOutcome;
+use crate::events::{ChangeKind, FileChange, HostOutcome};
 use crate::fleet::HostCtx;
 use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
 use crate::known_hosts::{self, KnownHosts, Verdict, host_key_name};
@@ -269,7 +272,7 @@ async fn certify_host(
         Err(e) => return fail(e.to_string()),
     };
     let cert_path = format!("{hk}-cert.pub");
-    // 4./5. One sshd change: the certificate file and (unless a config file already names it)
+    // 4. One sshd change: the certificate file and (unless a config file already names it)
     // our `HostCertificate` block; ops::sshd writes atomically, runs `sshd -t`, reloads,
     // checks sshd runs, and restores everything on any failure.
     let old_cert = match t.stat(&cert_path, true).await? {
@@ -321,7 +324,7 @@ async fn certify_host(
             "{e} (certificate and configuration left as they were)"
         ));
     }
-    // 6. Prove it: a fresh connection trusting only the CA.
+    // 5. Prove it: a fresh connection trusting only the CA.
     let dir = tempfile_dir().map_err(|e| TargetError::Other(e.to_string()))?;
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, format!("@cert-authority {name} {}\n", job.ca_line_key))
@@ -353,7 +356,33 @@ async fn certify_host(
         ));
     }
     result["verified"] = json!(true);
-    Ok(with_diff(HostOutcome::changed(&host, result)))
+    Ok(with_diff(HostOutcome::changed(&host, result)).with_changes(journal_changes(&change)))
+}
+
+/// The run journal's record of the files a certify change wrote on a host (the certificate,
+/// our configuration block): hashes before and after, as for copied files.
+fn journal_changes(change: &sshd::Change) -> Vec<FileChange> {
+    use sha2::Digest;
+    let hash = |t: &str| crate::target::hex(&sha2::Sha256::digest(t.as_bytes()));
+    change
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            sshd::FileOp::Write {
+                path,
+                before,
+                after,
+                ..
+            } => Some(FileChange {
+                path: path.clone(),
+                kind: ChangeKind::Copied {
+                    sha256_before: before.as_deref().map(hash),
+                    sha256_after: hash(after),
+                },
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The name of our sshd configuration block (`sshfleet-hostcertificate.conf` drop-in).
