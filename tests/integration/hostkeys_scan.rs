@@ -177,7 +177,8 @@ fn scan_reports_match_then_a_key_changed_behind_our_back() {
 
 /// A hashed known_hosts (`ssh-keygen -H`) with comments, one host's entry removed: scan says
 /// missing (exit 0), `--update-known-hosts` adds it hashed, keeps every other line byte for
-/// byte, and OpenSSH then connects strictly.
+/// byte, and OpenSSH then connects strictly. A `@revoked` key is reported (exit 2) and never
+/// written back, even with `--accept-changed`.
 #[test]
 fn update_known_hosts_keeps_hashed_form_and_comments() {
     let fleet = Fleet::builder().hosts(3).start().expect("start fleet");
@@ -224,6 +225,16 @@ fn update_known_hosts_keeps_hashed_form_and_comments() {
     let (_, doc) = scan_json(&fleet, &["--update-known-hosts"]);
     assert_eq!(doc["known_hosts"][0]["changed"], false, "{doc}");
     assert_eq!(known_hosts_text(&fleet), after);
+    // host01's key revoked: reported, exit 2, and never written back by an update.
+    let pub1 = fleet.host(0).host_key_pub().to_string();
+    let key1: Vec<&str> = pub1.split_whitespace().take(2).collect();
+    let revoked = format!("{after}@revoked * {}\n", key1.join(" "));
+    std::fs::write(&kh, &revoked).unwrap();
+    let (code, doc) = scan_json(&fleet, &["--update-known-hosts", "--accept-changed"]);
+    assert_eq!(code, 2, "{doc}");
+    assert_eq!(status_of(&doc, "host01"), "revoked", "{doc}");
+    assert_eq!(status_of(&doc, "host02"), "match", "{doc}");
+    assert_eq!(known_hosts_text(&fleet), revoked);
 }
 
 /// Certify 20 hosts with a CA kept on the controller (via become), then connect to every one
