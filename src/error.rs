@@ -123,6 +123,10 @@ pub enum Error {
         path: std::path::PathBuf,
         msg: String,
     },
+    /// Editing a controller known_hosts file failed (`hostkeys scan --update-known-hosts`);
+    /// nothing was written.
+    #[error(transparent)]
+    KnownHosts(#[from] crate::known_hosts::edit::FileEditError),
     /// The selection left nothing to work on where Ansible treats that as an error.
     #[error("{0}")]
     NoHosts(String),

@@ -220,8 +220,7 @@ pub fn update_known_hosts(
                 }
             }
             Ok(changes)
-        })
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        })?;
         out.push(edited);
     }
     Ok(out)
