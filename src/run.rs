@@ -23,6 +23,8 @@ pub enum Command {
     Run { pattern: String, argv: Vec<String> },
     /// `keys ...`
     Keys(crate::commands::keys::KeysCommand),
+    /// `hostkeys ...`
+    Hostkeys(crate::commands::hostkeys::HostkeysCommand),
     /// `slurp`, `copy`, `replicate`
     Files(crate::ops::replicate::FilesCommand),
     /// Print generated text (`completions SHELL`, `man`) on stdout.
@@ -99,6 +101,7 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         Command::Ping { pattern } => adhoc::ping(g, &pattern),
         Command::Run { pattern, argv } => adhoc::run_command(g, &pattern, &argv),
         Command::Keys(cmd) => keys::execute(g, &cmd),
+        Command::Hostkeys(cmd) => crate::commands::hostkeys::execute(g, &cmd),
         Command::Files(cmd) => files::execute(g, &cmd),
         Command::Config { host } => config::command(g, host.as_deref()),
         Command::Runs { show } => crate::commands::runs::command(g, show.as_deref()),

@@ -12,6 +12,7 @@ pub mod docs;
 pub mod files;
 #[cfg(feature = "testfleet")]
 pub mod fleet;
+pub mod hostkeys;
 pub mod inventory;
 pub mod keys;
 pub mod runs;
@@ -306,6 +307,12 @@ pub enum Command {
         after_help = "Examples:\n  sshfleet -i hosts.ini keys list --user deploy\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026 --install"
     )]
     Keys(keys::KeysCommand),
+    /// The hosts' own keys: scan them against known_hosts, certify them with a CA.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys scan --update-known-hosts --diff\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b"
+    )]
+    Hostkeys(hostkeys::HostkeysCommand),
     /// Fetch files from one host to the controller (or print them as JSON, like slurp).
     #[command(
         after_help = "Examples:\n  sshfleet -i hosts.ini slurp --from ca01 /etc/pki/ca.crt --dest fetched/\n  sshfleet -i hosts.ini slurp --from 'web*' /etc/nginx/nginx.conf --dest configs/\n  sshfleet -i hosts.ini --json slurp --from ca01 /etc/pki/ca.crt"
@@ -473,6 +480,7 @@ impl Cli {
             Command::Ping(a) => a.into_command()?,
             Command::Run(a) => a.into_command()?,
             Command::Keys(a) => a.into_command()?,
+            Command::Hostkeys(a) => a.into_command()?,
             Command::Slurp(a) => a.into_command()?,
             Command::Copy(a) => a.into_command()?,
             Command::Replicate(a) => a.into_command()?,

@@ -13,10 +13,12 @@
 //! - [`keys`]: `keys list|add|remove|set|rotate`
 //! - [`files`]: `slurp`, `copy`, `replicate`
 //! - [`runs`]: `runs`, `runs show ID` (the run journal, [`crate::journal`])
+//! - [`hostkeys`]: `hostkeys scan|certify`
 
 pub mod adhoc;
 pub mod config;
 pub mod files;
+pub mod hostkeys;
 pub mod inventory;
 pub mod keys;
 pub mod runs;
