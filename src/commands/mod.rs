@@ -13,6 +13,7 @@
 //! - [`keys`]: `keys list|add|remove|set|rotate`
 //! - [`files`]: `slurp`, `copy`, `replicate`
 //! - [`runs`]: `runs`, `runs show ID` (the run journal, [`crate::journal`])
+//! - [`undo`]: `undo RUN_ID`
 
 pub mod adhoc;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod files;
 pub mod inventory;
 pub mod keys;
 pub mod runs;
+pub mod undo;
 
 use std::future::Future;
 use std::sync::Arc;
