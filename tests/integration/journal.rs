@@ -262,5 +262,53 @@ fn journal_records_runs_and_undo_restores_a_rotation() {
         .run()
         .success()
         .stdout_contains("not restorable");
+
+    // replicate, keys set and keys remove are journaled too.
+    let src = fleet.host(0).local_path("/srv/r.txt").unwrap();
+    std::fs::write(&src, "replicated\n").unwrap();
+    cli(&fleet, &journal)
+        .env("BPW", SUDO_PW)
+        .args(["-b", "--become-password-env", "BPW"])
+        .args([
+            "-l",
+            "host01:host02",
+            "replicate",
+            "--from",
+            "host01",
+            "/srv/r.txt",
+        ])
+        .run()
+        .success();
+    let listed = runs(&journal);
+    let rep = show(&journal, listed.last().unwrap()["run"].as_str().unwrap());
+    assert_eq!(rep["run"]["hosts"], serde_json::json!(["host02"]), "{rep}");
+    assert_eq!(rep["records"][0]["sha256_after"], hex(b"replicated\n"));
+    assert_eq!(rep["records"][0]["kind"], "copied");
+    let fleet_fp = new_fp(&pub_line(&old));
+    for (action, removed) in [("set", true), ("remove", false)] {
+        cli(&fleet, &journal)
+            .args([
+                "-l", "host02", "-b", "keys", action, "--user", "backup", "--key",
+            ])
+            .arg(format!("{}.pub", extra.display()))
+            .run()
+            .success()
+            .stdout_contains("changed: [host02]");
+        let listed = runs(&journal);
+        let r = &show(&journal, listed.last().unwrap()["run"].as_str().unwrap())["records"][0];
+        assert_eq!(r["user"], "backup");
+        let fps = &r["fingerprints_removed"];
+        assert_eq!(
+            fps.as_array()
+                .unwrap()
+                .contains(&Value::from(fleet_fp.clone())),
+            removed,
+            "{r}"
+        );
+        assert_eq!(
+            r["content_after"].as_str().unwrap().as_bytes(),
+            &read_ak(&fleet, 1, "backup")[..]
+        );
+    }
     assert!(!all_text(&journal).contains(SUDO_PW));
 }
