@@ -38,6 +38,8 @@ pub enum Command {
     Config { host: Option<String> },
     /// `runs` (list) or `runs show ID`
     Runs { show: Option<String> },
+    /// `undo RUN_ID`
+    Undo(crate::commands::undo::UndoConfig),
     /// `ssh-config [-F FILE] HOST`: what the OpenSSH config resolves for a host
     SshConfig {
         host: String,
@@ -105,5 +107,6 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         Command::Files(cmd) => files::execute(g, &cmd),
         Command::Config { host } => config::command(g, host.as_deref()),
         Command::Runs { show } => crate::commands::runs::command(g, show.as_deref()),
+        Command::Undo(cfg) => crate::commands::undo::undo(g, &cfg),
     }
 }

@@ -333,6 +333,12 @@ pub enum Command {
         after_help = "Examples:\n  sshfleet runs\n  sshfleet runs show 20261203T113600.123Z-4242 --json"
     )]
     Runs(runs::RunsArgs),
+    /// Put authorized_keys files back as they were before a run (lock-out safe; files changed
+    /// since are reported as conflicts and left alone).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini undo 20261203T113600.123Z-4242 --check --diff\n  sshfleet -i hosts.ini --private-key ~/.ssh/fleet_2026 undo 20261203T113600.123Z-4242 --verify-key ~/.ssh/id_ed25519"
+    )]
+    Undo(runs::UndoArgs),
     /// Print a shell completion script generated from these flags.
     #[command(
         after_help = "Examples:\n  sshfleet completions bash > /etc/bash_completion.d/sshfleet\n  sshfleet completions zsh > \"${fpath[1]}/_sshfleet\"\n  sshfleet completions fish > ~/.config/fish/completions/sshfleet.fish"
@@ -488,6 +494,7 @@ impl Cli {
             Command::Man(a) => a.into_command()?,
             Command::Config(a) => a.into_command()?,
             Command::Runs(a) => a.into_command()?,
+            Command::Undo(a) => a.into_command()?,
             #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
             Command::SshConfig(a) => a.into_command()?,

@@ -14,6 +14,7 @@
 //! - [`files`]: `slurp`, `copy`, `replicate`
 //! - [`runs`]: `runs`, `runs show ID` (the run journal, [`crate::journal`])
 //! - [`hostkeys`]: `hostkeys scan|certify`
+//! - [`undo`]: `undo RUN_ID`
 
 pub mod adhoc;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod hostkeys;
 pub mod inventory;
 pub mod keys;
 pub mod runs;
+pub mod undo;
 
 use std::future::Future;
 use std::sync::Arc;
