@@ -214,7 +214,7 @@ fn reload_fn(m: &Manager) -> String {
         Manager::Pidfile => "pidfile=$(\"$sshd\" -T 2>/dev/null | awk '$1==\"pidfile\"{print $2}')\n\
              pid=$(cat \"$pidfile\" 2>/dev/null || true)\n\
              reload() { [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null || { echo \"no running sshd in $pidfile\" >&2; return 1; }; kill -HUP \"$pid\"; }\n\
-             running() { i=0; while [ $i -lt 10 ]; do sleep 0.1; kill -0 \"$pid\" 2>/dev/null || return 1; i=$((i+1)); done; }\n\
+             running() { i=0; while [ $i -lt 5 ]; do sleep 0.1; kill -0 \"$pid\" 2>/dev/null || return 1; i=$((i+1)); done; }\n\
              start_sshd() { \"$sshd\"; }\n"
             .to_string(),
     }
