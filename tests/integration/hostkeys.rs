@@ -189,9 +189,11 @@ fn hostkeys_rotate_publish_and_retire_20_hosts_with_sshd_t_failure_and_killed_ss
         std::fs::read_to_string(&old_kh).unwrap()
     );
 
-    // Publish.
+    // Publish (journaled into its own directory).
+    let journal = fleet.dir().join("journal");
     let out = Sshfleet::new()
         .inventory(&fleet)
+        .env("SSHFLEET_JOURNAL_DIR", &journal)
         .args(["hostkeys", "rotate", "-b"])
         .run();
     out.failure()
@@ -284,9 +286,58 @@ fn hostkeys_rotate_publish_and_retire_20_hosts_with_sshd_t_failure_and_killed_ss
         .success();
     Sshfleet::new()
         .inventory(&fleet)
+        .env("SSHFLEET_JOURNAL_DIR", &journal)
         .args(["hostkeys", "rotate", "--retire", "-b", "-H", "host01"])
         .run()
         .success();
+    // The journal: publish recorded one new key file per changed host; rotate --retire on
+    // host01 the new key (published), then the old key file replaced, the .new one gone.
+    let mut runs: Vec<_> = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let recs = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let publish = recs(&runs[0]);
+    assert_eq!(publish.len(), n - 1);
+    for r in &publish {
+        assert_eq!(r["kind"], "host_key", "{r}");
+        assert_eq!(r["file"], "/etc/ssh/ssh_host_ed25519_key.new", "{r}");
+        assert_eq!(r["fingerprints_removed"], serde_json::json!([]), "{r}");
+        assert!(
+            r["fingerprints_added"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("SHA256:"),
+            "{r}"
+        );
+    }
+    let h01 = recs(&runs[1]);
+    let files: Vec<&str> = h01.iter().map(|r| r["file"].as_str().unwrap()).collect();
+    assert_eq!(
+        files,
+        [
+            "/etc/ssh/ssh_host_ed25519_key.new",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/etc/ssh/ssh_host_ed25519_key.new"
+        ]
+    );
+    let old_fp = sshfleet::known_hosts::fingerprint(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            key_blob(&old_pubs[0]),
+        )
+        .unwrap(),
+    );
+    assert_eq!(h01[1]["fingerprints_removed"], serde_json::json!([old_fp]));
+    assert_eq!(h01[1]["fingerprints_added"], h01[0]["fingerprints_added"]);
 
     // Afterwards: one (new) key per host in known_hosts; OpenSSH connects with no prompt;
     // the old keys are refused; each host is stock again with a fresh key at the stock path.

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 use super::super::{Config, no_hosts, run_on_specs};
 use crate::error::{ExitCode, Result};
-use crate::events::HostOutcome;
+use crate::events::{ChangeKind, FileChange, HostOutcome};
 use crate::fleet::HostCtx;
 use crate::inventory::conn::{ConnSpec, HostKeyPolicy};
 use crate::known_hosts::edit::{self, Form};
@@ -116,9 +116,23 @@ struct Report {
     changed: bool,
     result: serde_json::Map<String, Value>,
     diff: String,
+    /// Host-key files changed, for the run journal.
+    changes: Vec<FileChange>,
 }
 
 impl Report {
+    /// Record a host key file change (fingerprints only) for the journal.
+    fn key_change(&mut self, path: &str, before: Option<&str>, after: Option<&str>) {
+        let fp = |p: &str| split_pub(p).ok().map(|(_, b)| fingerprint(&b));
+        self.changes.push(FileChange {
+            path: path.to_string(),
+            kind: ChangeKind::HostKey {
+                fingerprint_before: before.and_then(fp),
+                fingerprint_after: after.and_then(fp),
+            },
+        });
+    }
+
     fn sshd_change(&mut self, c: &Change) {
         if c.is_empty() {
             return;
@@ -159,11 +173,13 @@ async fn host_job(ctx: &HostCtx, run: &Run) -> HostOutcome {
     let mut o = match res {
         Ok(()) if rep.changed => HostOutcome::changed(&host, Value::Object(rep.result.clone())),
         Ok(()) => HostOutcome::ok(&host, Value::Object(rep.result.clone())),
-        Err(Failure::Target(e)) => return HostOutcome::from_error(&host, &e),
+        Err(Failure::Target(e)) => HostOutcome::from_error(&host, &e),
         Err(Failure::Step(msg)) => {
             HostOutcome::failed(&host, msg).with_result(Value::Object(rep.result.clone()))
         }
     };
+    // A host that failed may have changed a key before failing: recorded whatever the status.
+    o = o.with_changes(std::mem::take(&mut rep.changes));
     if run.diff && !rep.diff.is_empty() {
         o = o.with_diff(Value::String(rep.diff));
     }
@@ -232,14 +248,14 @@ async fn steps(ctx: &HostCtx, run: &Run, rep: &mut Report) -> std::result::Resul
             st.new_pub.clone()
         } else {
             let applied = sshd::apply(t, &facts, &change).await?;
-            Some(
-                applied
-                    .generated
-                    .into_iter()
-                    .find(|(p, _)| *p == st.new_path)
-                    .map(|(_, k)| k)
-                    .ok_or_else(|| step("ssh-keygen printed no public key"))?,
-            )
+            let new_pub = applied
+                .generated
+                .into_iter()
+                .find(|(p, _)| *p == st.new_path)
+                .map(|(_, k)| k)
+                .ok_or_else(|| step("ssh-keygen printed no public key"))?;
+            rep.key_change(&st.new_path, None, Some(&new_pub));
+            Some(new_pub)
         };
         if let Some(new_pub) = new_pub {
             rep.result.insert("new_key".into(), json!(fp_of(&new_pub)));
@@ -339,6 +355,8 @@ async fn retire<T: Target>(
     let (_, finish) = hostkeys::plan_finish(&now, host, kt)?;
     sshd::apply(t, &now, &finish).await?;
     rep.sshd_change(&finish);
+    rep.key_change(&st.old_path, Some(&st.old_pub), Some(&new_pub));
+    rep.key_change(&st.new_path, Some(&new_pub), None);
     rep.result.insert("key_file".into(), json!(st.old_path));
     connect_only(ctx, run, name, &new_pub).await.map_err(|e| {
         step(format!(
