@@ -491,6 +491,21 @@ async fn connect_fresh(
 /// Over a fresh connection verified with the known keys: sshd announces `new_pub` and proves
 /// it holds its private half.
 async fn prove_announced(ctx: &HostCtx, new_pub: &str) -> std::result::Result<(), String> {
+    // The apply step waited for sshd to restart; a second try covers a connection that still
+    // raced with the reload.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match prove_once(ctx, new_pub).await {
+            Err(e) if tries < 3 && e.starts_with("sshd does not announce") => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            r => return r,
+        }
+    }
+}
+
+async fn prove_once(ctx: &HostCtx, new_pub: &str) -> std::result::Result<(), String> {
     let key = russh::keys::PublicKey::from_openssh(new_pub).map_err(|e| e.to_string())?;
     let s = connect_fresh(ctx.connector(), ctx.spec()).await?;
     let res = async {
