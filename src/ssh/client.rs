@@ -687,6 +687,7 @@ impl Connector {
                 },
                 auth_key: None,
                 _keep: keep,
+                announced,
             });
         }
         let remaining = deadline
