@@ -311,7 +311,7 @@ pub enum Command {
     /// (publish a new host key, then retire the old one).
     #[command(
         subcommand,
-        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys scan --update-known-hosts --diff\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b\n  sshfleet -i hosts.ini hostkeys rotate -b\n  sshfleet -i hosts.ini hostkeys retire -b --check --diff"
+        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys scan --update-known-hosts --diff\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b\n  sshfleet -i hosts.ini hostkeys rotate -b --retire"
     )]
     Hostkeys(hostkeys::HostkeysCommand),
     /// Fetch files from one host to the controller (or print them as JSON, like slurp).
