@@ -3,7 +3,7 @@
 # hosts, measured in one run with the contenders alternating. Run as root on the test machine
 # (the fleet needs namespaces); loopback only. Not part of the test suite.
 #
-#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss,modules,bastion]
+#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss,modules,bastion,hostkeys]
 #                [--rss-runs R] [--rss-mib M] [--profile] [--no-build]
 #                [--results FILE | --no-results] [--keep-work]
 #
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-hosts=50 runs=3 only=rotation,replication,inventory,rss,modules,bastion rss_runs=1 rss_mib=1024
+hosts=50 runs=3 only=rotation,replication,inventory,rss,modules,bastion,hostkeys rss_runs=1 rss_mib=1024
 build=1 results=1 keep=0 profile=0 results_file=bench/RESULTS.md
 args_text="$*"
 while [ $# -gt 0 ]; do

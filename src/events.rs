@@ -67,6 +67,12 @@ pub enum ChangeKind {
         sha256_before: Option<String>,
         sha256_after: String,
     },
+    /// A host key sshd serves (`hostkeys rotate|retire`): the key file, by fingerprint only
+    /// (`SHA256:…`, never key material); `None`: no key there before / after.
+    HostKey {
+        fingerprint_before: Option<String>,
+        fingerprint_after: Option<String>,
+    },
 }
 
 /// One host's time: connecting, authenticating, and the job itself.

@@ -183,6 +183,62 @@ def rotation(ctx):
     return sc
 
 
+# ---- host-key rotation (issue 19) ------------------------------------------------------------
+
+
+def host_pub(f, h):
+    """The host's /etc/ssh/ssh_host_ed25519_key.pub (controller path: DIR/hostNN/etc/ssh)."""
+    return (h.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[1]
+
+
+def check_hostkeys(f, before, who):
+    """Every host serves a new ed25519 key (stock path, no .new left, no drop-in), and the
+    fleet's known_hosts lists exactly that key for it."""
+    kh = f.known_hosts.read_text().splitlines()
+    for h in f.hosts:
+        now = host_pub(f, h)
+        if now == before[h.name]:
+            raise StateError(f"{who}: {h.name} still has its old host key")
+        etc = h.root / "etc/ssh"
+        if (etc / "ssh_host_ed25519_key.new").exists() or (etc / "sshd_config.d/sshfleet-hostkeys.conf").exists():
+            raise StateError(f"{who}: {h.name} has a leftover published key or drop-in")
+        mine = [l for l in kh if l.startswith(f"[127.0.0.1]:{h.port} ")]
+        if [l.split()[2] for l in mine] != [now]:
+            raise StateError(f"{who}: known_hosts for {h.name} is {mine}, expected only the new key")
+
+
+def hostkeys(ctx):
+    """`sshfleet hostkeys rotate --retire -b` (publish + retire in one run) on every host, against
+    the OpenSSH floor of the same number of logins: sshfleet logs in 4 times per host (the
+    job's connection, the hostkeys-prove connection verified with the old key, and two fresh
+    connections that accept only the new key: after the switch and after the old key is gone),
+    so the floor is 4 parallel sweeps of `ssh host true`. No Ansible contender (Ansible has no
+    host-key rotation)."""
+    sc = report.Scenario("hostkeys", f"Host-key rotation (publish + retire) on {ctx.n} hosts", ["sshfleet", "floor"],
+                         per_host_connections=4, hosts=ctx.n)
+    ok, _ = help_has(ctx.bin, ["hostkeys", "rotate"], "--retire")
+    if not ok:
+        sc.unavailable["sshfleet"] = "`sshfleet hostkeys rotate` not in this build"
+    f = ctx.fleet
+    argv = {
+        "sshfleet": [ctx.bin, "-i", str(f.inventory), "hostkeys", "rotate", "--retire", "-b"],
+        "floor": [str(ctx.bench / "lib/floor.sh"), "sweep", str(ctx.hosts_file), str(f.key), str(f.known_hosts),
+                  USER, "4"],
+    }
+    for r in range(1, ctx.a.runs + 1):
+        for name in orders(sc.contenders, r - 1):
+            if name in sc.unavailable:
+                continue
+            before = {h.name: host_pub(f, h) for h in f.hosts}
+            ctx.run(sc, name, argv[name], r)
+            if name == "sshfleet":
+                check_hostkeys(f, before, f"sshfleet run {r}")
+    sc.notes.append("each sshfleet run rotates every host's ed25519 host key (the previous run's key is the old one); "
+                    "afterwards each host was checked to serve a new key at the stock path with no leftovers, and the "
+                    "fleet's known_hosts to list exactly that key for it (the floor then logs in with it)")
+    return sc
+
+
 # ---- bastion (issue 15) ----------------------------------------------------------------------
 
 
@@ -603,7 +659,7 @@ def modules(ctx):
 
 
 SCENARIOS = {"rotation": rotation, "replication": replication, "inventory": inventory, "rss": rss,
-             "modules": modules, "bastion": bastion}
+             "modules": modules, "bastion": bastion, "hostkeys": hostkeys}
 
 
 def warmup(ctx):

@@ -1,10 +1,11 @@
-//! Flags of `hostkeys scan|certify`, turned into
+//! Flags of `hostkeys scan|certify|rotate|retire`, turned into
 //! [`crate::commands::hostkeys::HostkeysCommand`].
 
 use clap::{Args, Subcommand};
 
 use std::path::PathBuf;
 
+use crate::commands::hostkeys::rotate::RotateConfig;
 use crate::commands::hostkeys::{HostkeysCommand as Cmd, certify::CertifyConfig, scan::ScanConfig};
 use crate::error::Result;
 use crate::run::Command;
@@ -25,6 +26,53 @@ pub enum HostkeysCommand {
         after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b\n  sshfleet -i hosts.ini hostkeys certify --ca host_ca --validity 12w --principals web01.example.com -H web01 -b --check --diff"
     )]
     Certify(CertifyArgs),
+    /// Publish a new host key on each host next to the old one (sshd serves the old key first
+    /// and announces both), prove the host holds it, add it to known_hosts. `--retire` then
+    /// switches to it at once.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys rotate -b\n  sshfleet -i hosts.ini hostkeys rotate -b --check --diff\n  sshfleet -i hosts.ini hostkeys rotate -H web -b --retire"
+    )]
+    Rotate(RotateArgs),
+    /// Make the published key the one sshd serves, prove a connection that knows only the new
+    /// key, then remove the old key from sshd, the host's disk and known_hosts.
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys retire -b --check --diff\n  sshfleet -i hosts.ini hostkeys retire -H web -b"
+    )]
+    Retire(RetireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Host pattern (Ansible syntax).
+    #[arg(
+        short = 'H',
+        long = "hosts",
+        default_value = "all",
+        value_name = "PATTERN"
+    )]
+    pub pattern: String,
+    /// Host key type to rotate: ed25519, ecdsa, rsa (a key of that type must be in use).
+    #[arg(long = "type", default_value = "ed25519", value_name = "TYPE")]
+    pub key_type: String,
+    /// Retire the old key right after publishing (no time for users' known_hosts to learn the
+    /// new key through UpdateHostKeys).
+    #[arg(long = "retire")]
+    pub retire: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// Host pattern (Ansible syntax).
+    #[arg(
+        short = 'H',
+        long = "hosts",
+        default_value = "all",
+        value_name = "PATTERN"
+    )]
+    pub pattern: String,
+    /// Host key type whose published key is retired into place.
+    #[arg(long = "type", default_value = "ed25519", value_name = "TYPE")]
+    pub key_type: String,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +143,18 @@ impl HostkeysCommand {
                     "rsa" => "ssh-rsa".into(),
                     other => other.to_string(),
                 },
+            }),
+            HostkeysCommand::Rotate(a) => Cmd::Rotate(RotateConfig {
+                pattern: a.pattern,
+                key_type: a.key_type,
+                publish: true,
+                retire: a.retire,
+            }),
+            HostkeysCommand::Retire(a) => Cmd::Rotate(RotateConfig {
+                pattern: a.pattern,
+                key_type: a.key_type,
+                publish: false,
+                retire: true,
             }),
         }))
     }

@@ -307,10 +307,11 @@ pub enum Command {
         after_help = "Examples:\n  sshfleet -i hosts.ini keys list --user deploy\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026 --install"
     )]
     Keys(keys::KeysCommand),
-    /// The hosts' own keys: scan them against known_hosts, certify them with a CA.
+    /// The hosts' own keys: scan them against known_hosts, certify them with a CA, rotate them
+    /// (publish a new host key, then retire the old one).
     #[command(
         subcommand,
-        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys scan --update-known-hosts --diff\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b"
+        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys scan --update-known-hosts --diff\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b\n  sshfleet -i hosts.ini hostkeys rotate -b --retire"
     )]
     Hostkeys(hostkeys::HostkeysCommand),
     /// Fetch files from one host to the controller (or print them as JSON, like slurp).

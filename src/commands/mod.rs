@@ -13,7 +13,7 @@
 //! - [`keys`]: `keys list|add|remove|set|rotate`
 //! - [`files`]: `slurp`, `copy`, `replicate`
 //! - [`runs`]: `runs`, `runs show ID` (the run journal, [`crate::journal`])
-//! - [`hostkeys`]: `hostkeys scan|certify`
+//! - [`hostkeys`]: `hostkeys scan|certify|rotate|retire`
 //! - [`undo`]: `undo RUN_ID`
 
 pub mod adhoc;

@@ -122,6 +122,7 @@ pub fn format_run(records: &[Record]) -> String {
         let kind = match r.kind {
             FileKind::AuthorizedKeys => "authorized_keys",
             FileKind::Copied => "copied",
+            FileKind::HostKey => "host key",
         };
         s.push_str(&format!(
             "\n{}: {} ({kind}{})\n    sha256 {} -> {}\n",

@@ -71,6 +71,9 @@ pub struct HostPlan {
     pub restores: Vec<Restore>,
     /// Copied files: not restorable (no content in the journal).
     pub copied: Vec<String>,
+    /// Host key files (`hostkeys rotate|retire`): not restorable (a retired private key is
+    /// deleted on purpose; the journal has fingerprints only).
+    pub host_keys: Vec<String>,
 }
 
 /// Per host (in record order): the authorized_keys files to restore (first record's
@@ -84,6 +87,11 @@ pub fn plan(records: &[Record]) -> Vec<(String, HostPlan)> {
         }
         let p = plans.entry(r.host.clone()).or_default();
         match r.kind {
+            FileKind::HostKey => {
+                if !p.host_keys.contains(&r.file) {
+                    p.host_keys.push(r.file.clone());
+                }
+            }
             FileKind::Copied => {
                 if !p.copied.contains(&r.file) {
                     p.copied.push(r.file.clone());
@@ -332,10 +340,15 @@ async fn undo_host(
             "{f}: copied file, not restorable (the journal keeps its hashes, never its content)"
         ));
     }
+    for f in &plan.host_keys {
+        msgs.push(format!(
+            "{f}: host key, not restorable (a retired key is deleted; rotate again instead)"
+        ));
+    }
     let result = json!({
         "run": u.run,
         "files": files,
-        "not_restorable": plan.copied,
+        "not_restorable": plan.copied.iter().chain(&plan.host_keys).collect::<Vec<_>>(),
     });
     let mut o = if failed || refused {
         HostOutcome::failed(&host, msgs.join("; ")).with_result(result)

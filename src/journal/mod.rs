@@ -149,6 +149,8 @@ pub fn operator() -> String {
 pub enum FileKind {
     AuthorizedKeys,
     Copied,
+    /// A host key file (`hostkeys rotate|retire`): fingerprints only.
+    HostKey,
 }
 
 /// One line of the journal: one file changed on one host by one run.
@@ -233,6 +235,14 @@ impl Record {
             } => {
                 r.sha256_before = sha256_before.clone();
                 r.sha256_after = Some(sha256_after.clone());
+            }
+            ChangeKind::HostKey {
+                fingerprint_before,
+                fingerprint_after,
+            } => {
+                r.kind = FileKind::HostKey;
+                r.fingerprints_added = fingerprint_after.iter().cloned().collect();
+                r.fingerprints_removed = fingerprint_before.iter().cloned().collect();
             }
         }
         r

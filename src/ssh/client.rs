@@ -67,7 +67,12 @@ pub struct ClientHandler {
     /// Keyscan mode ([`Connector::scan_host_key`]): record what the host presents, accept it
     /// without checking (nothing is authenticated or sent over that connection).
     capture: Option<Arc<Mutex<Option<super::scan::Presented>>>>,
+    /// The host keys the server announced after authentication (`hostkeys-00@openssh.com`).
+    announced: Announced,
 }
+
+/// Host keys announced by the server (unproven until [`Session::prove_host_keys`]).
+type Announced = Arc<Mutex<Option<Vec<russh::keys::PublicKey>>>>;
 
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
@@ -181,6 +186,15 @@ impl client::Handler for ClientHandler {
             .map(|()| true)
             .map_err(HandlerError::HostKey)
     }
+
+    async fn openssh_ext_host_keys_announced(
+        &mut self,
+        keys: Vec<russh::keys::PublicKey>,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        *self.announced.lock().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+        Ok(())
+    }
 }
 
 /// One authenticated SSH connection. Cheap to share (`Arc<Session>`); channels are opened
@@ -201,6 +215,7 @@ pub struct Session {
     /// What the transport needs alive (the hop session, the ProxyCommand child); dropped
     /// after `handle`.
     _keep: Option<Keep>,
+    announced: Announced,
 }
 
 /// Where a connection's setup time went (shown per host with `-v`).
@@ -302,6 +317,27 @@ impl Session {
             });
         }
         Ok(out)
+    }
+
+    /// The host keys the server announced after authentication (OpenSSH's
+    /// `hostkeys-00@openssh.com`, which sshd sends once, before any channel data: after one
+    /// command has run on the connection it has arrived). Unproven: see
+    /// [`Session::prove_host_keys`]. None when the server announced nothing (yet).
+    pub fn announced_host_keys(&self) -> Option<Vec<russh::keys::PublicKey>> {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Ask the server to prove it holds the private half of each of `keys`
+    /// (`hostkeys-prove-00@openssh.com`, what OpenSSH's `UpdateHostKeys` does): each proof is
+    /// a signature over this connection's session id, checked here.
+    pub async fn prove_host_keys(&self, keys: Vec<russh::keys::PublicKey>) -> Result<(), SshError> {
+        self.handle
+            .hostkeys_prove(keys)
+            .await
+            .map_err(|e| SshError::Protocol(format!("{}: host key proof failed: {e}", self.addr)))
     }
 
     /// Is the connection gone?
@@ -583,6 +619,7 @@ impl Connector {
         let (kh_host, kh_port) = known_hosts_name(spec);
         // With HostKeyAlias, keys are checked and learned under the alias (port ignored).
         let lookup_name = known_hosts::host_key_name(kh_host, kh_port);
+        let announced: Announced = Arc::new(Mutex::new(None));
         let handler = || ClientHandler {
             name: lookup_name.clone(),
             principal: spec
@@ -599,6 +636,7 @@ impl Connector {
                 AuthMode::Scan { capture, .. } => Some(capture.clone()),
                 _ => None,
             },
+            announced: announced.clone(),
         };
         let mut config = self.client_config(&known, spec, &lookup_name);
         if let AuthMode::Scan {
@@ -649,6 +687,7 @@ impl Connector {
                 },
                 auth_key: None,
                 _keep: keep,
+                announced,
             });
         }
         let remaining = deadline
@@ -677,6 +716,7 @@ impl Connector {
             },
             auth_key,
             _keep: keep,
+            announced,
         })
     }
 

@@ -5,9 +5,11 @@
 //! - [`certify`]: sign each host's key with a CA on the controller, install the certificate
 //!   (`HostCertificate`), print the `@cert-authority` line.
 //!
-//! (Host-key rotation, `rotate`/`retire`, lives beside these in its own module.)
+//! - [`rotate`]: `hostkeys rotate` (publish a new host key next to the old one, `--retire` to
+//!   switch at once) and `hostkeys retire` (make the published key the only one).
 
 pub mod certify;
+pub mod rotate;
 pub mod scan;
 
 /// The domain form of a `hostkeys` subcommand.
@@ -15,6 +17,8 @@ pub mod scan;
 pub enum HostkeysCommand {
     Scan(scan::ScanConfig),
     Certify(certify::CertifyConfig),
+    /// `rotate` (publish, optionally retire) and `retire`.
+    Rotate(rotate::RotateConfig),
 }
 
 /// Run a `hostkeys` subcommand.
@@ -25,5 +29,6 @@ pub fn execute(
     match cmd {
         HostkeysCommand::Scan(c) => scan::scan(g, c),
         HostkeysCommand::Certify(c) => certify::certify(g, c),
+        HostkeysCommand::Rotate(c) => rotate::rotate(g, c),
     }
 }

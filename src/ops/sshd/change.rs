@@ -203,20 +203,30 @@ pub fn apply_script(change: &Change, facts: &SshdFacts) -> String {
     s
 }
 
+/// Shell functions `mark` and `restarted`: a reload is asynchronous (sshd handles SIGHUP in
+/// its accept loop, then re-executes itself; `systemctl reload` only sends the signal), and a
+/// connection accepted before that is served with the old configuration. sshd rewrites its
+/// pidfile after it listens again, so `mark` sets the pidfile's mtime to the epoch before the
+/// reload and `restarted` waits (up to 30 s) until sshd has written it again.
+const PIDFILE: &str = "pidfile=$(\"$sshd\" -T 2>/dev/null | awk '$1==\"pidfile\"{print $2}')\n\
+mark() { [ -f \"$pidfile\" ] && touch -m -d @0 \"$pidfile\" 2>/dev/null || true; }\n\
+restarted() { [ -f \"$pidfile\" ] || { sleep 0.5; return 0; }; i=0; while [ $i -lt 300 ]; do [ \"$(stat -c %Y \"$pidfile\" 2>/dev/null || echo 0)\" != 0 ] && return 0; sleep 0.1; i=$((i+1)); done; echo \"sshd did not restart (its pidfile $pidfile was not rewritten)\" >&2; return 1; }\n";
+
 /// `reload`, `running` and `start_sshd` shell functions for the host's service manager.
 fn reload_fn(m: &Manager) -> String {
     match m {
-        Manager::Systemd => "unit=ssh.service; systemctl cat ssh.service >/dev/null 2>&1 || unit=sshd.service\n\
-             reload() { systemctl reload \"$unit\"; }\n\
-             running() { sleep 0.2; systemctl is-active --quiet \"$unit\"; }\n\
-             start_sshd() { systemctl restart \"$unit\"; }\n"
-            .to_string(),
-        Manager::Pidfile => "pidfile=$(\"$sshd\" -T 2>/dev/null | awk '$1==\"pidfile\"{print $2}')\n\
-             pid=$(cat \"$pidfile\" 2>/dev/null || true)\n\
-             reload() { [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null || { echo \"no running sshd in $pidfile\" >&2; return 1; }; kill -HUP \"$pid\"; }\n\
-             running() { i=0; while [ $i -lt 10 ]; do sleep 0.1; kill -0 \"$pid\" 2>/dev/null || return 1; i=$((i+1)); done; }\n\
-             start_sshd() { \"$sshd\"; }\n"
-            .to_string(),
+        Manager::Systemd => format!(
+            "{PIDFILE}unit=ssh.service; systemctl cat ssh.service >/dev/null 2>&1 || unit=sshd.service\n\
+             reload() {{ mark; systemctl reload \"$unit\"; }}\n\
+             running() {{ restarted && systemctl is-active --quiet \"$unit\"; }}\n\
+             start_sshd() {{ systemctl restart \"$unit\"; }}\n"
+        ),
+        Manager::Pidfile => format!(
+            "{PIDFILE}pid=$(cat \"$pidfile\" 2>/dev/null || true)\n\
+             reload() {{ [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null || {{ echo \"no running sshd in $pidfile\" >&2; return 1; }}; mark; kill -HUP \"$pid\"; }}\n\
+             running() {{ restarted && kill -0 \"$pid\" 2>/dev/null; }}\n\
+             start_sshd() {{ \"$sshd\"; }}\n"
+        ),
     }
 }
 
@@ -307,6 +317,8 @@ mod tests {
         assert!(at("-t 2>&1") < at("reload || fail 11"));
         assert!(at("reload || fail 11") < at("echo applied"));
         assert!(s.contains("kill -HUP \"$pid\""));
+        // The reload is waited for: the pidfile is marked before and rewritten after.
+        assert!(at("mark; kill -HUP") < at("restarted && kill -0"));
         assert!(!s.contains("systemctl"));
         // The content travels base64-encoded, never as shell text.
         assert!(!s.contains("HostKey /etc/ssh/k"));

@@ -50,6 +50,7 @@ pub struct SshdFacts {
 pub fn gather_script(extra_paths: &[String]) -> String {
     let mut s = String::from(
         r#"set -u
+[ "$(id -u)" = 0 ] || { echo "needs root on the host: log in as root or use --become (-b)" >&2; exit 3; }
 sshd=$(command -v sshd 2>/dev/null || true)
 [ -n "$sshd" ] || for c in /usr/sbin/sshd /usr/local/sbin/sshd /sbin/sshd; do [ -x "$c" ] && sshd=$c && break; done
 [ -n "$sshd" ] || { echo "sshd not found" >&2; exit 3; }

@@ -91,12 +91,7 @@ pub fn plan_publish(
     if st.new_pub.is_some() {
         return Ok((st, Change::default()));
     }
-    let mut want: Vec<String> = facts
-        .host_keys
-        .iter()
-        .filter(|p| **p != st.new_path)
-        .cloned()
-        .collect();
+    let mut want = in_use(facts, &st.new_path);
     let at = want
         .iter()
         .position(|p| *p == st.old_path)
@@ -127,12 +122,7 @@ pub fn plan_switch(
     if st.new_first {
         return Ok((st, Change::default()));
     }
-    let mut want: Vec<String> = facts
-        .host_keys
-        .iter()
-        .filter(|p| **p != st.new_path)
-        .cloned()
-        .collect();
+    let mut want = in_use(facts, &st.new_path);
     let at = want.iter().position(|p| *p == st.old_path).unwrap_or(0);
     want.insert(at, st.new_path.clone());
     let change = serve_host_keys(facts, host, &KeysWanted::List(want))?;
@@ -150,14 +140,7 @@ pub fn plan_finish(
         return Err(not_published(host, &st));
     }
     let want = if has_explicit_host_keys(facts) {
-        KeysWanted::List(
-            facts
-                .host_keys
-                .iter()
-                .filter(|p| **p != st.new_path)
-                .cloned()
-                .collect(),
-        )
+        KeysWanted::List(in_use(facts, &st.new_path))
     } else {
         KeysWanted::Restore
     };
@@ -169,6 +152,17 @@ pub fn plan_finish(
     };
     change.ops.extend(serve_host_keys(facts, host, &want)?.ops);
     Ok((st, change))
+}
+
+/// The keys sshd serves today, without `skip`: `sshd -T` lists every default path on a stock
+/// config, also of keys that do not exist; only the loadable ones (with a public half) count.
+fn in_use(facts: &SshdFacts, skip: &str) -> Vec<String> {
+    facts
+        .host_keys
+        .iter()
+        .filter(|p| *p != skip && facts.public_keys.contains_key(*p))
+        .cloned()
+        .collect()
 }
 
 fn not_published(host: &str, st: &KeyState) -> SshdError {
@@ -230,7 +224,9 @@ mod tests {
     #[test]
     fn publish_switch_finish_on_debian_stock() {
         let rsa = "/etc/ssh/ssh_host_rsa_key";
-        let f = facts(DEBIAN, None, &[rsa, K]);
+        let mut f = facts(DEBIAN, None, &[rsa, "/etc/ssh/ssh_host_ecdsa_key", K]);
+        // sshd -T lists the ecdsa default, but there is no such key: it is not listed.
+        f.public_keys.remove("/etc/ssh/ssh_host_ecdsa_key");
         let (st, c) = plan_publish(&f, "h", "ed25519").unwrap();
         assert_eq!(st.old_path, K);
         assert_eq!(st.new_path, format!("{K}.new"));
