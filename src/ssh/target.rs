@@ -10,7 +10,9 @@
 //!
 //! `write_atomic`: exclusive temp file `.NAME.sshfleet-BOOT-PID-START-RAND.tmp` in the destination
 //! directory (mode 0600 while being written), pipelined writes (many requests in flight, not
-//! one round trip per chunk), `fsync@openssh.com`, owner then mode (so chown cannot clear
+//! one round trip per chunk) — or, for a streamed body (large files), the chunks as they are
+//! through `cat` on an exec channel into that same file (see `stream_to_file`; its size is
+//! then checked through our own handle) — `fsync@openssh.com`, owner then mode (so chown cannot clear
 //! set-id bits), optional validate command on the temp file, the [`Expect`] check right before
 //! the move, optional backup (a hard link of the old file named like Ansible's backups), and
 //! `posix-rename@openssh.com` over the destination. Any failure — or the future being dropped

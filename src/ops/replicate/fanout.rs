@@ -9,8 +9,10 @@
 //! `SOURCE_DEPTH + DEST_DEPTH + RELAY_DEPTH + 2` whatever the file size and the number of
 //! destinations: with the SSH reader's 64 KiB chunks ≈ 1.1 MiB, with the local reader's
 //! 256 KiB ≈ 4.5 MiB. (Had every destination its own copy, the bound would be chunk × depth ×
-//! hosts; sharing removes the × hosts.) What the transport keeps per connection (SFTP
-//! requests in flight, SSH window) comes on top and is the SSH layer's bound.
+//! hosts; sharing removes the × hosts.) What the transport keeps per connection comes on
+//! top and is the SSH layer's bound: over SSH a stream goes to `cat` through
+//! `ChannelWriteHalf::data_bytes`, which queues slices of these same shared chunks, at most
+//! the destination's channel window (2 MiB with OpenSSH) each, never a copy.
 //!
 //! A destination that goes away (its write failed, its connection died) is dropped from the
 //! fan-out; the others proceed. One that accepts nothing for [`STALL_TIMEOUT`] (a hung host)
