@@ -113,7 +113,7 @@ pub enum Body {
     /// A stream whose sender vouches for its content: it hashes the chunks itself and, unless
     /// they hash to this sha256, sends an `Err` before it closes the stream. The writer then
     /// does not hash them again (replicate's fan-out hashes each chunk once for every
-    /// destination; see [`crate::ops::replicate::fanout`]).
+    /// destination; see `ops::replicate::fanout`).
     Vouched(mpsc::Receiver<Result<Bytes, String>>, [u8; 32]),
 }
 
