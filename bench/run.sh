@@ -3,8 +3,8 @@
 # hosts, measured in one run with the contenders alternating. Run as root on the test machine
 # (the fleet needs namespaces); loopback only. Not part of the test suite.
 #
-#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss,modules,bastion,hostkeys]
-#                [--rss-runs R] [--rss-mib M] [--profile] [--no-build]
+#   bench/run.sh [--hosts N] [--runs R] [--only rotation,replication,inventory,rss,modules,bastion,hostkeys,largefile]
+#                [--rss-runs R] [--rss-mib M] [--large-mib M] [--large-hosts N] [--profile] [--no-build]
 #                [--results FILE | --no-results] [--keep-work]
 #
 # --profile also builds a symbolized release binary (target/bench-profile) and reruns each
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-hosts=50 runs=3 only=rotation,replication,inventory,rss,modules,bastion,hostkeys rss_runs=1 rss_mib=1024
+hosts=50 runs=3 only=rotation,replication,inventory,rss,modules,bastion,hostkeys,largefile rss_runs=1 rss_mib=1024 large_mib=256 large_hosts=10
 build=1 results=1 keep=0 profile=0 results_file=bench/RESULTS.md
 args_text="$*"
 while [ $# -gt 0 ]; do
@@ -29,6 +29,8 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --rss-runs) rss_runs=$2; shift 2 ;;
     --rss-mib) rss_mib=$2; shift 2 ;;
+    --large-mib) large_mib=$2; shift 2 ;;
+    --large-hosts) large_hosts=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-results) results=0; shift ;;
     --results) results_file=$2; shift 2 ;;
@@ -140,7 +142,8 @@ fi
 results_arg=()
 [ "$results" = 1 ] && results_arg=(--results "$(readlink -m "$results_file")")
 python3 "$repo/bench/lib/bench.py" --fleet-dir "$fleet_dir" "${bastion_arg[@]}" --work "$work" --sshfleet "$bin" \
-  --venv "$venv" --repo "$repo" --runs "$runs" --rss-runs "$rss_runs" --rss-mib "$rss_mib" --only "$only" \
+  --venv "$venv" --repo "$repo" --runs "$runs" --rss-runs "$rss_runs" --rss-mib "$rss_mib" \
+  --large-mib "$large_mib" --large-hosts "$large_hosts" --only "$only" \
   --args-text "$args_text" "${results_arg[@]}" "${profile_arg[@]}" &
 driver_pid=$!
 set +e

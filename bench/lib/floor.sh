@@ -14,6 +14,11 @@
 #       in a temp file), then one connection per other host at once unpacks that tar stream
 #       into DIR (`tar -xf -`): one parallel sweep plus the bytes. No temp-file + rename, no
 #       checksum, no mode/owner handling: the floor, not a replacement.
+#   floor.sh bigfile   HOSTS KEY KNOWN_HOSTS USER SRC_HOST PATH DEST...
+#       The large-file floor (issue 21): `ssh SRC_HOST cat PATH` once into a controller temp
+#       file, then one `ssh DEST 'cat > TMP && sync TMP && sha256sum TMP && mv TMP PATH'` per
+#       DEST at once, aes128-gcm@openssh.com + curve25519-sha256. Writes, fsyncs and hashes on
+#       each host and renames, but keeps no owner/mode and compares no checksum.
 #
 # HOSTS is a file of `NAME PORT` lines (address 127.0.0.1). Exit status: non-zero when any
 # ssh failed (the driver treats that as a broken run). Every ssh is a child of this script
@@ -25,8 +30,10 @@ run_ssh() { # KEY KNOWN_HOSTS USER PORT CMD...  (stdin passed through; replaces 
   shift 4
   exec ssh -F /dev/null -i "$key" -o IdentitiesOnly=yes -o IdentityAgent=none \
     -o UserKnownHostsFile="$kh" -o StrictHostKeyChecking=yes -o BatchMode=yes \
-    -o KexAlgorithms=curve25519-sha256 -o ConnectTimeout=30 -l "$user" -p "$port" 127.0.0.1 "$@"
+    -o KexAlgorithms=curve25519-sha256 -o ConnectTimeout=30 ${cipher:+-c "$cipher"} \
+    -l "$user" -p "$port" 127.0.0.1 "$@"
 }
+cipher="" # set by a mode that names the cipher
 
 wait_all() { # PIDS... : wait for each, fail if any failed
   local rc=0 p
@@ -83,6 +90,28 @@ case "$mode" in
       (run_ssh "$key" "$kh" "$user" "$port" "tar -C $(q "$dir") -xf -" <"$tmp") &
       pids+=($!)
     done <"$hosts"
+    wait_all "${pids[@]}" || { echo "floor: a destination failed" >&2; exit 1; }
+    ;;
+  bigfile)
+    hosts=$1 key=$2 kh=$3 user=$4 src=$5 path=$6 cipher=aes128-gcm@openssh.com
+    shift 6
+    [ "$#" -gt 0 ] || { echo "floor: no destinations" >&2; exit 2; }
+    tmp=$(mktemp)
+    trap 'rm -f "$tmp"' EXIT
+    port_of() { awk -v h="$1" '$1 == h { print $2 }' "$hosts"; }
+    q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+    src_port=$(port_of "$src")
+    [ -n "$src_port" ] || { echo "floor: source host $src not in $hosts" >&2; exit 2; }
+    (run_ssh "$key" "$kh" "$user" "$src_port" "cat $(q "$path")" </dev/null >"$tmp")
+    t="$path.floor.tmp"
+    remote="cat > $(q "$t") && sync $(q "$t") && sha256sum $(q "$t") >/dev/null && mv $(q "$t") $(q "$path")"
+    pids=()
+    for d in "$@"; do
+      port=$(port_of "$d")
+      [ -n "$port" ] || { echo "floor: destination $d not in $hosts" >&2; exit 2; }
+      (run_ssh "$key" "$kh" "$user" "$port" "$remote" <"$tmp") &
+      pids+=($!)
+    done
     wait_all "${pids[@]}" || { echo "floor: a destination failed" >&2; exit 1; }
     ;;
   *)

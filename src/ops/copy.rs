@@ -690,7 +690,10 @@ async fn apply_file<T: Target>(
                             host: t.host(),
                         };
                         let (written, ()) = tokio::join!(
-                            t.write_atomic(&ws, Body::Stream(rx2)),
+                            // The fan-out hashes every chunk once for all destinations and
+                            // ends the stream with an error on a mismatch; the length check
+                            // ends a stream cut short with one.
+                            t.write_atomic(&ws, Body::Vouched(rx2, f.sha256)),
                             length_checked(rx, tx2, f.size, counted)
                         );
                         written?

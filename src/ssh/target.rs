@@ -10,7 +10,9 @@
 //!
 //! `write_atomic`: exclusive temp file `.NAME.sshfleet-BOOT-PID-START-RAND.tmp` in the destination
 //! directory (mode 0600 while being written), pipelined writes (many requests in flight, not
-//! one round trip per chunk), `fsync@openssh.com`, owner then mode (so chown cannot clear
+//! one round trip per chunk) — or, for a streamed body (large files), the chunks as they are
+//! through `cat` on an exec channel into that same file (see `stream_to_file`; its size is
+//! then checked through our own handle) — `fsync@openssh.com`, owner then mode (so chown cannot clear
 //! set-id bits), optional validate command on the temp file, the [`Expect`] check right before
 //! the move, optional backup (a hard link of the old file named like Ansible's backups), and
 //! `posix-rename@openssh.com` over the destination. Any failure — or the future being dropped
@@ -31,6 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use russh::ChannelMsg;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
@@ -731,7 +734,154 @@ fn temp_name(dest: &str, owner: Option<&Owner>) -> TResult<(String, String)> {
     Ok((dir.to_string(), tmp))
 }
 
+/// What streams a large file into its temp file: `cat` writing to the file opened read-write
+/// (no truncation, no creation: the temp file was created empty and exclusive over SFTP).
+const STREAM_SCRIPT: &str = "exec cat 1<>\"$1\"";
+
 impl SshTarget {
+    /// Stream `rx` into the empty temp file `tmp` through `cat` on the host, run over an exec
+    /// channel behind the become prefix, as `ssh host 'cat > f'` does: every shared chunk goes
+    /// to the channel as is ([`russh::ChannelWriteHalf::data_bytes`]: no copy per
+    /// destination, no SFTP request framing), and the host spends one `cat` on it instead of
+    /// `sftp-server` answering a request per 64 KiB. Returns the sha256 (when `hasher` is
+    /// given) and the bytes sent. A source error closes the channel (`cat` ends; the caller
+    /// removes the temp file).
+    async fn stream_to_file(
+        &self,
+        tmp: &str,
+        dest: &str,
+        rx: &mut mpsc::Receiver<Result<Bytes, String>>,
+        mut hasher: Option<Sha256>,
+    ) -> TResult<(Option<[u8; 32]>, u64)> {
+        let _slot = self
+            .exec_slots
+            .acquire()
+            .await
+            .map_err(|_| TargetError::Other("connection closed".into()))?;
+        let fail = |e: russh::Error| {
+            let msg = format!("{}: streaming into {tmp}: {e}", self.session.addr);
+            if self.session.is_closed() {
+                TargetError::Unreachable(msg)
+            } else {
+                TargetError::Io {
+                    path: tmp.to_string(),
+                    op: "write".into(),
+                    msg,
+                }
+            }
+        };
+        let argv: Vec<String> = ["sh", "-c", STREAM_SCRIPT, "sh", tmp]
+            .map(String::from)
+            .into();
+        let channel = self
+            .session
+            .channel()
+            .await
+            .map_err(|e| TargetError::Unreachable(e.to_string()))?;
+        channel
+            .exec(true, self.command_line(&argv))
+            .await
+            .map_err(fail)?;
+        let (mut rd, wr) = channel.split();
+        let send = async move {
+            let mut n = 0u64;
+            let mut source_error = None;
+            while let Some(item) = rx.recv().await {
+                match item {
+                    Ok(chunk) => {
+                        if let Some(h) = &mut hasher {
+                            h.update(&chunk);
+                        }
+                        n += chunk.len() as u64;
+                        if let Err(e) = wr.data_bytes(chunk).await {
+                            let _ = wr.close().await;
+                            return Err(fail(e));
+                        }
+                    }
+                    Err(msg) => {
+                        source_error = Some(msg);
+                        break;
+                    }
+                }
+            }
+            if let Some(msg) = source_error {
+                // Close without EOF: nothing here is committed (the caller removes the file).
+                let _ = wr.close().await;
+                return Err(TargetError::Io {
+                    path: dest.to_string(),
+                    op: "read source".into(),
+                    msg,
+                });
+            }
+            wr.eof().await.map_err(fail)?;
+            Ok((n, hasher))
+        };
+        let wait = async {
+            let mut status = None;
+            let mut stderr = Vec::new();
+            while let Some(msg) = rd.wait().await {
+                match msg {
+                    ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status as i32),
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        status = Some(128 + crate::ssh::client::signal_number(&signal_name))
+                    }
+                    _ => {}
+                }
+            }
+            (status, stderr)
+        };
+        // `cat` may end early (a full disk): then stop sending, or the send would wait for
+        // window space that never comes.
+        tokio::pin!(send);
+        tokio::pin!(wait);
+        let (sent, (status, stderr)) = tokio::select! {
+            sent = &mut send => (sent, wait.await),
+            ended = &mut wait => match tokio::time::timeout(Duration::from_secs(1), send).await {
+                Ok(sent) => (sent, ended),
+                Err(_) => (
+                    Err(TargetError::Io {
+                        path: tmp.to_string(),
+                        op: "write".into(),
+                        msg: "the writer on the host ended before all bytes were sent".into(),
+                    }),
+                    ended,
+                ),
+            },
+        };
+        if let (Err(_), Some(code @ 1..)) = (&sent, status) {
+            return Err(TargetError::Io {
+                path: tmp.to_string(),
+                op: "write".into(),
+                msg: format!(
+                    "cat exited {code}: {}",
+                    String::from_utf8_lossy(&stderr).trim()
+                ),
+            });
+        }
+        let (n, hasher) = sent?;
+        match status {
+            Some(0) => Ok((hasher.map(|h| h.finalize().into()), n)),
+            Some(code) => Err(TargetError::Io {
+                path: tmp.to_string(),
+                op: "write".into(),
+                msg: format!(
+                    "cat exited {code}: {}",
+                    String::from_utf8_lossy(&stderr).trim()
+                ),
+            }),
+            None if self.session.is_closed() => Err(TargetError::Unreachable(format!(
+                "{}: connection closed while streaming into {tmp}",
+                self.session.addr
+            ))),
+            None => Err(TargetError::Io {
+                path: tmp.to_string(),
+                op: "write".into(),
+                msg: "the stream ended without an exit status".into(),
+            }),
+        }
+    }
+
     /// Read a whole file with pipelined requests; `sink` gets chunks in order when given,
     /// otherwise they are collected (up to `limit`).
     async fn read_impl(
@@ -1140,15 +1290,47 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
             hasher: None,
         };
         let known = match &body {
-            Body::Digested(_, d) => Some(*d),
+            Body::Digested(_, d) | Body::Vouched(_, d) => Some(*d),
             _ => None,
         };
         if known.is_none() {
             w.hasher = Some(Sha256::new());
         }
-        match body {
-            Body::Bytes(b) | Body::Digested(b, _) => w.push(b).await?,
-            Body::Stream(mut rx) => {
+        // Streams (large files) go through `cat` on an exec channel when the host runs our
+        // session script (so it has a POSIX sh) and become needs no handshake; else SFTP.
+        let raw_stream = sftp.owner.is_some() && self.handshake_esc().is_none();
+        let (hashed, size) = match body {
+            Body::Bytes(b) | Body::Digested(b, _) => {
+                w.push(b).await?;
+                w.finish().await?
+            }
+            Body::Stream(mut rx) | Body::Vouched(mut rx, _) if raw_stream => {
+                let sent = self
+                    .stream_to_file(tmp, dest, &mut rx, w.hasher.take())
+                    .await?;
+                // Our handle's file holds every byte sent: `cat` wrote into the very file
+                // this session created (a name swapped meanwhile would show here).
+                let on_disk = sftp
+                    .raw
+                    .fstat(handle)
+                    .await
+                    .map_err(|e| sftp_err(tmp, "fstat", e))?
+                    .attrs
+                    .size;
+                if on_disk != Some(sent.1) {
+                    return Err(TargetError::Io {
+                        path: tmp.to_string(),
+                        op: "write".into(),
+                        msg: format!(
+                            "{} bytes sent but the temp file holds {}",
+                            sent.1,
+                            on_disk.map_or("an unknown size".into(), |n| n.to_string())
+                        ),
+                    });
+                }
+                sent
+            }
+            Body::Stream(mut rx) | Body::Vouched(mut rx, _) => {
                 while let Some(chunk) = rx.recv().await {
                     match chunk {
                         Ok(b) => w.push(b).await?,
@@ -1161,9 +1343,9 @@ mv -f -- "$tmp" "$dest" || exit 5"#;
                         }
                     }
                 }
+                w.finish().await?
             }
-        }
-        let (hashed, size) = w.finish().await?;
+        };
         let sha256 = known
             .or(hashed)
             .expect("hashed unless the digest was known");

@@ -268,6 +268,31 @@ fn run_blocking(argv: &[String], stdin: Option<&[u8]>) -> TResult<CommandOutput>
 }
 
 impl LocalTarget {
+    /// Write a chunk stream to `file` (hashing it into `hasher` when given); the bytes written.
+    async fn drain_stream(
+        rx: &mut mpsc::Receiver<Result<Bytes, String>>,
+        file: &mut File,
+        mut hasher: Option<&mut Sha256>,
+        spec: &WriteSpec,
+        tmp: &str,
+    ) -> TResult<u64> {
+        let mut size = 0u64;
+        while let Some(chunk) = rx.recv().await {
+            let chunk = chunk.map_err(|msg| TargetError::Io {
+                path: spec.dest.clone(),
+                op: "read source".into(),
+                msg,
+            })?;
+            file.write_all(&chunk)
+                .map_err(|e| io_err(tmp, "write", e))?;
+            if let Some(h) = hasher.as_deref_mut() {
+                h.update(&chunk);
+            }
+            size += chunk.len() as u64;
+        }
+        Ok(size)
+    }
+
     fn write_atomic_sync_prepare(spec: &WriteSpec) -> TResult<(TempGuard, File)> {
         let tmp = temp_path_for(&spec.dest)?;
         let file = OpenOptions::new()
@@ -425,33 +450,25 @@ impl Target for LocalTarget {
         let (guard, mut file) = Self::write_atomic_sync_prepare(spec)?;
         let tmp = guard.path.clone();
         let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut known = None;
-        match body {
+        let (size, known) = match body {
             Body::Bytes(b) => {
                 file.write_all(&b).map_err(|e| io_err(&tmp, "write", e))?;
                 hasher.update(&b);
-                size = b.len() as u64;
+                (b.len() as u64, None)
             }
             Body::Digested(b, digest) => {
                 file.write_all(&b).map_err(|e| io_err(&tmp, "write", e))?;
-                known = Some(digest);
-                size = b.len() as u64;
+                (b.len() as u64, Some(digest))
             }
             Body::Stream(mut rx) => {
-                while let Some(chunk) = rx.recv().await {
-                    let chunk = chunk.map_err(|msg| TargetError::Io {
-                        path: spec.dest.clone(),
-                        op: "read source".into(),
-                        msg,
-                    })?;
-                    file.write_all(&chunk)
-                        .map_err(|e| io_err(&tmp, "write", e))?;
-                    hasher.update(&chunk);
-                    size += chunk.len() as u64;
-                }
+                let n = Self::drain_stream(&mut rx, &mut file, Some(&mut hasher), spec, &tmp);
+                (n.await?, None)
             }
-        }
+            Body::Vouched(mut rx, digest) => {
+                let n = Self::drain_stream(&mut rx, &mut file, None, spec, &tmp);
+                (n.await?, Some(digest))
+            }
+        };
         let sha256 = known.unwrap_or_else(|| hasher.finalize().into());
         Self::write_atomic_finish(spec, guard, file, sha256, size)
     }

@@ -110,6 +110,11 @@ pub enum Body {
     Digested(Bytes, [u8; 32]),
     /// Chunks in order; an `Err` aborts the write (temp file removed, destination untouched).
     Stream(mpsc::Receiver<Result<Bytes, String>>),
+    /// A stream whose sender vouches for its content: it hashes the chunks itself and, unless
+    /// they hash to this sha256, sends an `Err` before it closes the stream. The writer then
+    /// does not hash them again (replicate's fan-out hashes each chunk once for every
+    /// destination; see `ops::replicate::fanout`).
+    Vouched(mpsc::Receiver<Result<Bytes, String>>, [u8; 32]),
 }
 
 /// What [`Target::write_atomic`] did.

@@ -1,8 +1,9 @@
 //! `sshfleet replicate`, `copy` and `slurp` against the real fleet (issue 6): byte-for-byte
-//! round trips (random bytes, empty, no final newline, CRLF, 200 MiB), PKI files to 19 hosts
-//! with mode/owner and an all-`ok` second run, a missing source writing nothing, a host killed
-//! mid-transfer keeping its old file, hostile paths, check and diff mode, fetch/slurp, copy
-//! from the controller, and the controller's peak RSS (printed, not asserted).
+//! round trips (random bytes, empty, no final newline, CRLF, sizes at the chunk edges,
+//! 256 MiB + 7 with a destination paused mid-stream and the controller's peak RSS bounded),
+//! PKI files to 19 hosts with mode/owner and an all-`ok` second run, a missing source writing
+//! nothing, a host killed mid-transfer keeping its old file, hostile paths, check and diff
+//! mode, fetch/slurp, copy from the controller.
 //!
 //! Each host's `/srv` is private (the fleet binds `FLEETDIR/hostNN/srv` over it), so the
 //! tests read what landed on a host straight from the controller's file system via
@@ -247,35 +248,63 @@ fn fleet_args(fleet: &Fleet) -> Vec<String> {
     ]
 }
 
+/// Bytes per SFTP request (`src/ssh/target.rs`) and per local read (`copy`'s source): the
+/// chunk edges the sizes below sit on. Files up to 2 MiB go in memory, bigger ones stream.
+const SFTP_CHUNK: usize = 64 * 1024;
+const LOCAL_CHUNK: usize = 256 * 1024;
+
+/// The controller's peak RSS bound for any replicate or copy, however large the file and
+/// however slow a destination (issue 21).
+const RSS_BOUND_KIB: i64 = 64 * 1024;
+
+/// Byte-exact on every destination at the chunk edges (0, 1, chunk-1, chunk, chunk+1, both
+/// in memory and streamed) and for 256 MiB + 7, with one destination SIGSTOPped for two
+/// seconds mid-stream: every destination still ends up byte-exact, and the controller's peak
+/// RSS stays under [`RSS_BOUND_KIB`] (the fan-out waits for the paused host instead of
+/// queueing what the others took). Then `copy` of the same files from the controller.
 #[test]
-fn replicate_round_trips_are_binary_safe_including_200_mib() {
-    let fleet = Fleet::builder().hosts(5).start().unwrap();
+fn replicate_round_trips_are_binary_safe_at_chunk_edges_and_256_mib_plus_7() {
+    let fleet = Fleet::builder().hosts(4).start().unwrap();
     let src = fleet.host(0);
-    let mut small: Vec<(&str, Vec<u8>)> = vec![
-        ("/srv/rt/random.bin", noise(70_001, 7)),
-        ("/srv/rt/empty", Vec::new()),
+    let mut small: Vec<(String, Vec<u8>)> = vec![
+        ("/srv/rt/random.bin".into(), noise(70_001, 7)),
+        ("/srv/rt/empty".into(), Vec::new()),
         (
-            "/srv/rt/no-newline.txt",
+            "/srv/rt/no-newline.txt".into(),
             b"last line has no newline".to_vec(),
         ),
-        ("/srv/rt/crlf.txt", b"line one\r\nline two\r\n\r\n".to_vec()),
+        (
+            "/srv/rt/crlf.txt".into(),
+            b"line one\r\nline two\r\n\r\n".to_vec(),
+        ),
+        ("/srv/rt/one".into(), vec![0xff]),
     ];
     small.push((
-        "/srv/rt/all-bytes",
+        "/srv/rt/all-bytes".into(),
         (0..=255u8).cycle().take(4096).collect(),
     ));
+    // In memory: around one SFTP chunk. Streamed (> 2 MiB): around 48 SFTP chunks = 12 local
+    // chunks.
+    for (i, n) in [SFTP_CHUNK - 1, SFTP_CHUNK, SFTP_CHUNK + 1]
+        .into_iter()
+        .chain([48 * SFTP_CHUNK - 1, 48 * SFTP_CHUNK, 12 * LOCAL_CHUNK + 1])
+        .enumerate()
+    {
+        small.push((format!("/srv/rt/edge-{n}"), noise(n, 100 + i as u64)));
+    }
     for (p, d) in &small {
         put(src, p, d);
     }
-    // 200 MiB, sparse and fast to create, with random bytes at both ends and the middle.
+    // 256 MiB + 7, sparse and fast to create, with random bytes at both ends and the middle.
+    const BIG: u64 = (256 << 20) + 7;
     let big = local(src, "/srv/rt/big.img");
     {
         use std::io::{Seek, SeekFrom, Write};
         let mut f = std::fs::File::create(&big).unwrap();
-        f.set_len(200 << 20).unwrap();
-        for off in [0u64, 100 << 20, (200 << 20) - 65_536] {
+        f.set_len(BIG).unwrap();
+        for off in [0u64, 128 << 20, BIG - 65_543] {
             f.seek(SeekFrom::Start(off)).unwrap();
-            f.write_all(&noise(65_536, off + 1)).unwrap();
+            f.write_all(&noise(65_543, off + 1)).unwrap();
         }
     }
     let big_sha = sha_file(&big);
@@ -285,35 +314,90 @@ fn replicate_round_trips_are_binary_safe_including_200_mib() {
     }
     let mut args = fleet_args(&fleet);
     args.extend(["-b", "replicate", "--from", "host01"].map(String::from));
-    args.extend(small.iter().map(|(p, _)| p.to_string()));
+    args.extend(small.iter().map(|(p, _)| p.clone()));
     args.push("/srv/rt/big.img".into());
-    let started = Instant::now();
-    let (code, stdout, stderr, rss_kib) = run_measured(&args);
-    let took = started.elapsed();
-    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(count(&stdout, "changed"), 4, "{stdout}");
-    println!(
-        "replicate 200 MiB + 5 small files to 4 hosts: {:.2?}, controller peak RSS {} MiB",
-        took,
-        rss_kib / 1024
+    // Pause host03 for two seconds once its temp file of big.img holds 32 MiB.
+    let slow_dir = local(fleet.host(2), "/srv/rt");
+    let (paused, (code, stdout, stderr, rss_kib)) = std::thread::scope(|s| {
+        let pauser = s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < deadline {
+                let mid = temp_files(&slow_dir).iter().any(|n| {
+                    n.starts_with(".big.img")
+                        && std::fs::metadata(slow_dir.join(n)).is_ok_and(|m| m.len() > (32 << 20))
+                });
+                if mid {
+                    fleet.pause_host(2);
+                    std::thread::sleep(Duration::from_secs(2));
+                    fleet.resume_host(2);
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            false
+        });
+        let r = run_measured(&args);
+        (pauser.join().unwrap(), r)
+    });
+    assert!(
+        paused,
+        "host03 was never paused mid-stream\n{stdout}\n{stderr}"
     );
-    for h in &fleet.hosts()[1..] {
-        for (p, d) in &small {
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(count(&stdout, "changed"), 3, "{stdout}");
+    assert!(
+        rss_kib < RSS_BOUND_KIB,
+        "controller peak RSS {} MiB with a paused destination (bound {} MiB)",
+        rss_kib / 1024,
+        RSS_BOUND_KIB / 1024
+    );
+    let check = |dir: &str, what: &str| {
+        for h in &fleet.hosts()[1..] {
+            for (p, d) in &small {
+                let p = p.replacen("/srv/rt", dir, 1);
+                let got = std::fs::read(local(h, &p)).unwrap();
+                assert!(got == *d, "{what}: {p} on {} differs", h.name());
+            }
             assert_eq!(
-                &std::fs::read(local(h, p)).unwrap(),
-                d,
-                "{p} on {}",
+                sha_file(&local(h, &format!("{dir}/big.img"))),
+                big_sha,
+                "{what}: big on {}",
                 h.name()
             );
+            assert!(temp_files(&local(h, dir)).is_empty());
         }
-        assert_eq!(
-            sha_file(&local(h, "/srv/rt/big.img")),
-            big_sha,
-            "big on {}",
-            h.name()
-        );
-        assert!(temp_files(&local(h, "/srv/rt")).is_empty());
+    };
+    check("/srv/rt", "replicate");
+    // The same files from the controller with `copy` (local reader, 256 KiB chunks).
+    let dir = tempfile::tempdir().unwrap();
+    let mut copy_args = fleet_args(&fleet);
+    copy_args.extend(
+        [
+            "-l",
+            "host02:host03:host04",
+            "-b",
+            "copy",
+            "--dest",
+            "/srv/cp/",
+        ]
+        .map(String::from),
+    );
+    for (p, d) in &small {
+        let lp = dir.path().join(p.rsplit('/').next().unwrap());
+        std::fs::write(&lp, d).unwrap();
+        copy_args.push(lp.display().to_string());
     }
+    let lbig = dir.path().join("big.img");
+    std::fs::copy(&big, &lbig).unwrap();
+    copy_args.push(lbig.display().to_string());
+    let (code, stdout, stderr, rss_kib) = run_measured(&copy_args);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        rss_kib < RSS_BOUND_KIB,
+        "copy: peak RSS {} MiB",
+        rss_kib / 1024
+    );
+    check("/srv/cp", "copy");
 }
 
 #[test]

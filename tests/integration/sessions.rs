@@ -167,11 +167,12 @@ fn sessions_replicate_to_fresh_destinations_opens_sftp_and_checks_only_big_files
         // that owns the temp files, issue 20) rather than the subsystem — the same one session.
         assert_eq!(count(&log, "Starting session: subsystem"), 0, "{log}");
         // Files up to 1 MiB are verified by reading them back over SFTP; bigger ones by the
-        // host's own `sha256sum` (one command for big.bin). Nothing else runs: 2 sessions.
+        // host's own `sha256sum` (one command for big.bin). big.bin (over 2 MiB, streamed)
+        // goes through one `cat` (issue 21). Nothing else runs: 3 sessions.
         assert_eq!(
             count(&log, "Starting session: command"),
-            2,
-            "only the file session and big.bin's verification should run:\n{log}"
+            3,
+            "only the file session, big.bin's cat and its verification should run:\n{log}"
         );
     }
 }

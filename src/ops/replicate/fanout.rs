@@ -9,8 +9,10 @@
 //! `SOURCE_DEPTH + DEST_DEPTH + RELAY_DEPTH + 2` whatever the file size and the number of
 //! destinations: with the SSH reader's 64 KiB chunks ≈ 1.1 MiB, with the local reader's
 //! 256 KiB ≈ 4.5 MiB. (Had every destination its own copy, the bound would be chunk × depth ×
-//! hosts; sharing removes the × hosts.) What the transport keeps per connection (SFTP
-//! requests in flight, SSH window) comes on top and is the SSH layer's bound.
+//! hosts; sharing removes the × hosts.) What the transport keeps per connection comes on
+//! top and is the SSH layer's bound: over SSH a stream goes to `cat` through
+//! `ChannelWriteHalf::data_bytes`, which queues slices of these same shared chunks, at most
+//! the destination's channel window (2 MiB with OpenSSH) each, never a copy.
 //!
 //! A destination that goes away (its write failed, its connection died) is dropped from the
 //! fan-out; the others proceed. One that accepts nothing for [`STALL_TIMEOUT`] (a hung host)
@@ -133,8 +135,19 @@ pub async fn fan_out_with<S: Target>(
         *e = format!("{}: reading source {path}: {e}", source.host());
     }
     if let Some(msg) = &error {
-        for (_, s) in &sinks {
-            let _ = tokio::time::timeout(stall, s.send(Err(msg.clone()))).await;
+        // Every remaining destination must see the error before its stream closes (a
+        // `Body::Vouched` writer relies on it): a full channel gets it from a task that
+        // waits until the destination takes it or goes away.
+        for (_, s) in sinks.iter() {
+            match s.try_send(Err(msg.clone())) {
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        let _ = s.send(item).await;
+                    });
+                }
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
         }
     }
     FanOutResult {
@@ -199,5 +212,39 @@ mod tests {
         let r = fan_out(&src, "/f", (sha256(b"other"), 5), vec![(0, tx)]).await;
         assert!(r.error.unwrap().contains("changed while it was read"));
         assert!(reader.await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_mismatch_reaches_a_destination_whose_channel_is_full_at_the_end() {
+        // A `Body::Vouched` writer commits whatever arrives unless an `Err` comes before the
+        // end: a destination that is behind (full channel) when the mismatch is found must
+        // still get the error, not a clean end of stream.
+        let dir = tempfile::tempdir().unwrap();
+        let src = Rooted::new("src", dir.path());
+        // Exactly DEST_DEPTH local chunks (256 KiB): the channel is full when the source ends.
+        let data: Vec<u8> = (0..(DEST_DEPTH * 256 * 1024) as u32)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        src.put("/f", &data);
+        let (tx, mut rx) = dest_channel();
+        let slow = tokio::spawn(async move {
+            // Let the fan-out fill the channel and finish before reading anything.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut n = 0;
+            let mut last = Ok(());
+            while let Some(item) = rx.recv().await {
+                match item {
+                    Ok(c) => n += c.len(),
+                    Err(e) => last = Err(e),
+                }
+            }
+            (n, last)
+        });
+        let wrong = (sha256(b"not these bytes"), data.len() as u64);
+        let r = fan_out_with(&src, "/f", wrong, vec![(0, tx)], Duration::from_secs(30)).await;
+        assert!(r.error.is_some());
+        let (n, last) = slow.await.unwrap();
+        assert_eq!(n, data.len(), "every byte was relayed before the verdict");
+        assert!(last.unwrap_err().contains("changed while it was read"));
     }
 }

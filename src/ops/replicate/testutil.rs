@@ -146,7 +146,7 @@ impl Target for Rooted {
         let mut real = spec.clone();
         real.dest = self.p(&spec.dest);
         match (body, self.fail_write_after) {
-            (Body::Stream(mut rx), Some(n)) => {
+            (Body::Stream(mut rx) | Body::Vouched(mut rx, _), Some(n)) => {
                 // Relay n chunks into a real write, then die like a dropped connection.
                 let (tx, rx2) = mpsc::channel(4);
                 let write = self.inner.write_atomic(&real, Body::Stream(rx2));
