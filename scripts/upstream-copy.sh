@@ -150,6 +150,7 @@ unshare --mount --propagation private -- bash -euo pipefail -c '
     ANSIBLE_CALLBACKS_ENABLED=check_log \
     SSHFLEET_CHECK_LOG="$work/checks.jsonl" \
     ANSIBLE_PLAYBOOK_DIR="$work/integration" \
+    PATH="$venv/bin:$PATH" \
     ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_LOCALHOST_WARNING=false \
     "$venv/bin/ansible-playbook" copy.yml -i inventory
 ' > "$work/playbook.log" 2>&1

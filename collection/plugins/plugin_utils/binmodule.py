@@ -18,10 +18,11 @@ since binary modules get no pipelining. This helper replaces all of that with:
   renames it into the cache, and the run is repeated: three round trips, once per host and
   version.
 
-A user whose home cannot hold the cache (``nobody`` with ``HOME=/nonexistent``, a read-only
-home) gets the binary in a fresh private directory from ``mktemp -d`` instead, verified and run
+A user whose home cannot hold the cache (the directory cannot be created: ``nobody`` with
+``HOME=/nonexistent``, a read-only home) gets the binary in a fresh private directory from ``mktemp -d`` instead, verified and run
 the same way and removed after the task (uploaded every time, as Ansible does for binary
-modules).
+modules). A cache directory that exists but is unsafe (not owned by the user, or writable by
+others) is refused, never bypassed.
 
 An architecture without a binary in the collection fails that host naming the architecture.
 """
@@ -56,6 +57,7 @@ ARCH_ALIASES = {
 }
 
 MISS = "SSHFLEET-CACHE-MISS"
+NO_CACHE_DIR = "SSHFLEET-NO-CACHE-DIR"
 UNSUPPORTED = "SSHFLEET-UNSUPPORTED-ARCH"
 INSTALLED = "SSHFLEET-INSTALLED"
 
@@ -124,12 +126,13 @@ def install_script(name, binaries, arch, env_prefix="", cache_dir=_CACHE_DIR):
     return (
         "umask 077; %sd=%s; %s; "
         '[ "$a" = %s ] || { echo "architecture changed: now $m"; exit 1; }; '
-        'mkdir -p "$d" || exit 1; '
+        'mkdir -p "$d" || { echo %s; exit 1; }; '
         '%s || { echo "$d: not a directory owned by $(id -un) and writable only by it"; exit 1; }; '
         't="$(mktemp "$d/.upload.XXXXXX")" || exit 1; '
         'if cat > "$t" && echo "$h  $t" | sha256sum -c --status - && chmod 0500 "$t" && mv -f "$t" "$f"; '
         'then echo %s; else rm -f "$t"; echo "cannot store $f (hash mismatch or write error)"; exit 1; fi'
-    ) % (env_prefix, cache_dir, _arch_case(name, binaries), shlex.quote(arch), _DIR_OK, INSTALLED)
+    ) % (env_prefix, cache_dir, _arch_case(name, binaries), shlex.quote(arch), NO_CACHE_DIR, _DIR_OK,
+         INSTALLED)
 
 
 ONESHOT = "SSHFLEET-ONESHOT"
@@ -214,9 +217,12 @@ def execute_binary(action, name, args, task_vars):
         inst = action._low_level_execute_command(
             install_script(name, binaries, arch, env), sudoable=True, in_data=data
         )
-        if inst.get("rc") != 0 or INSTALLED not in inst.get("stdout", ""):
-            why = (inst.get("stdout", "") + inst.get("stderr", "")).strip()
+        why = (inst.get("stdout", "") + inst.get("stderr", "")).strip()
+        if NO_CACHE_DIR in inst.get("stdout", ""):
+            # the home cannot hold the cache (it cannot even be created): a private temp dir
             res = _run_oneshot(action, name, binaries, arch, env, data, payload, why)
+        elif inst.get("rc") != 0 or INSTALLED not in inst.get("stdout", ""):
+            raise AnsibleActionFail("cannot install %s (%s) in the host's cache: %s" % (name, arch, why))
         else:
             res = action._low_level_execute_command(
                 run_script(name, binaries, env), sudoable=True, in_data=payload
