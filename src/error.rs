@@ -34,6 +34,19 @@ impl ExitCode {
         self as i32
     }
 
+    /// `hostkeys scan`: 4 if any host could not be scanned, else 2 if any host presents a
+    /// changed or revoked host key (a possible man-in-the-middle, not accepted), else 0 —
+    /// missing keys and certificate-trusted hosts are fine.
+    pub fn of_host_keys(any_unreachable: bool, any_mismatch: bool) -> ExitCode {
+        if any_unreachable {
+            ExitCode::HostUnreachable
+        } else if any_mismatch {
+            ExitCode::HostFailed
+        } else {
+            ExitCode::Ok
+        }
+    }
+
     /// Ansible's exit codes for a finished run: 4 if any host was unreachable, else 2 if any
     /// failed, else 0; 99 when interrupted.
     pub fn of_recap(recap: &Recap) -> ExitCode {
@@ -110,6 +123,10 @@ pub enum Error {
         path: std::path::PathBuf,
         msg: String,
     },
+    /// Editing a controller known_hosts file failed (`hostkeys scan --update-known-hosts`);
+    /// nothing was written.
+    #[error(transparent)]
+    KnownHosts(#[from] crate::known_hosts::edit::FileEditError),
     /// The selection left nothing to work on where Ansible treats that as an error.
     #[error("{0}")]
     NoHosts(String),

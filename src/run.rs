@@ -23,6 +23,8 @@ pub enum Command {
     Run { pattern: String, argv: Vec<String> },
     /// `keys ...`
     Keys(crate::commands::keys::KeysCommand),
+    /// `hostkeys ...`
+    Hostkeys(crate::commands::hostkeys::HostkeysCommand),
     /// `slurp`, `copy`, `replicate`
     Files(crate::ops::replicate::FilesCommand),
     /// Print generated text (`completions SHELL`, `man`) on stdout.
@@ -36,6 +38,8 @@ pub enum Command {
     Config { host: Option<String> },
     /// `runs` (list) or `runs show ID`
     Runs { show: Option<String> },
+    /// `undo RUN_ID`
+    Undo(crate::commands::undo::UndoConfig),
     /// `ssh-config [-F FILE] HOST`: what the OpenSSH config resolves for a host
     SshConfig {
         host: String,
@@ -99,8 +103,10 @@ pub fn execute(inv: Invocation) -> Result<ExitCode> {
         Command::Ping { pattern } => adhoc::ping(g, &pattern),
         Command::Run { pattern, argv } => adhoc::run_command(g, &pattern, &argv),
         Command::Keys(cmd) => keys::execute(g, &cmd),
+        Command::Hostkeys(cmd) => crate::commands::hostkeys::execute(g, &cmd),
         Command::Files(cmd) => files::execute(g, &cmd),
         Command::Config { host } => config::command(g, host.as_deref()),
         Command::Runs { show } => crate::commands::runs::command(g, show.as_deref()),
+        Command::Undo(cfg) => crate::commands::undo::undo(g, &cfg),
     }
 }

@@ -12,6 +12,7 @@ pub mod docs;
 pub mod files;
 #[cfg(feature = "testfleet")]
 pub mod fleet;
+pub mod hostkeys;
 pub mod inventory;
 pub mod keys;
 pub mod runs;
@@ -306,6 +307,12 @@ pub enum Command {
         after_help = "Examples:\n  sshfleet -i hosts.ini keys list --user deploy\n  sshfleet -i hosts.ini keys rotate --generate --new-key ~/.ssh/fleet_2026 --install"
     )]
     Keys(keys::KeysCommand),
+    /// The hosts' own keys: scan them against known_hosts, certify them with a CA.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sshfleet -i hosts.ini hostkeys scan --update-known-hosts --diff\n  sshfleet -i hosts.ini hostkeys certify --ca ~/ca/host_ca -b"
+    )]
+    Hostkeys(hostkeys::HostkeysCommand),
     /// Fetch files from one host to the controller (or print them as JSON, like slurp).
     #[command(
         after_help = "Examples:\n  sshfleet -i hosts.ini slurp --from ca01 /etc/pki/ca.crt --dest fetched/\n  sshfleet -i hosts.ini slurp --from 'web*' /etc/nginx/nginx.conf --dest configs/\n  sshfleet -i hosts.ini --json slurp --from ca01 /etc/pki/ca.crt"
@@ -326,6 +333,12 @@ pub enum Command {
         after_help = "Examples:\n  sshfleet runs\n  sshfleet runs show 20261203T113600.123Z-4242 --json"
     )]
     Runs(runs::RunsArgs),
+    /// Put authorized_keys files back as they were before a run (lock-out safe; files changed
+    /// since are reported as conflicts and left alone).
+    #[command(
+        after_help = "Examples:\n  sshfleet -i hosts.ini undo 20261203T113600.123Z-4242 --check --diff\n  sshfleet -i hosts.ini --private-key ~/.ssh/fleet_2026 undo 20261203T113600.123Z-4242 --verify-key ~/.ssh/id_ed25519"
+    )]
+    Undo(runs::UndoArgs),
     /// Print a shell completion script generated from these flags.
     #[command(
         after_help = "Examples:\n  sshfleet completions bash > /etc/bash_completion.d/sshfleet\n  sshfleet completions zsh > \"${fpath[1]}/_sshfleet\"\n  sshfleet completions fish > ~/.config/fish/completions/sshfleet.fish"
@@ -473,6 +486,7 @@ impl Cli {
             Command::Ping(a) => a.into_command()?,
             Command::Run(a) => a.into_command()?,
             Command::Keys(a) => a.into_command()?,
+            Command::Hostkeys(a) => a.into_command()?,
             Command::Slurp(a) => a.into_command()?,
             Command::Copy(a) => a.into_command()?,
             Command::Replicate(a) => a.into_command()?,
@@ -480,6 +494,7 @@ impl Cli {
             Command::Man(a) => a.into_command()?,
             Command::Config(a) => a.into_command()?,
             Command::Runs(a) => a.into_command()?,
+            Command::Undo(a) => a.into_command()?,
             #[cfg(feature = "testfleet")]
             Command::Fleet(a) => a.into_command()?,
             Command::SshConfig(a) => a.into_command()?,

@@ -1,5 +1,7 @@
 //! Flags of `runs` and `undo`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand};
 
 use crate::error::Result;
@@ -29,5 +31,25 @@ impl RunsArgs {
         Ok(Command::Runs {
             show: self.action.map(|RunsAction::Show { id }| id),
         })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The run to take back (`sshfleet runs` lists them).
+    #[arg(value_name = "RUN_ID")]
+    pub id: String,
+    /// A private key to prove a restored file still lets the controller in (repeatable;
+    /// besides the connection's own keys and ~/.ssh/id_*).
+    #[arg(long = "verify-key", value_name = "PRIVATE_KEY")]
+    pub verify_keys: Vec<PathBuf>,
+}
+
+impl UndoArgs {
+    pub fn into_command(self) -> Result<Command> {
+        Ok(Command::Undo(crate::commands::undo::UndoConfig {
+            run: self.id,
+            verify_keys: self.verify_keys,
+        }))
     }
 }

@@ -13,13 +13,17 @@
 //! - [`keys`]: `keys list|add|remove|set|rotate`
 //! - [`files`]: `slurp`, `copy`, `replicate`
 //! - [`runs`]: `runs`, `runs show ID` (the run journal, [`crate::journal`])
+//! - [`hostkeys`]: `hostkeys scan|certify`
+//! - [`undo`]: `undo RUN_ID`
 
 pub mod adhoc;
 pub mod config;
 pub mod files;
+pub mod hostkeys;
 pub mod inventory;
 pub mod keys;
 pub mod runs;
+pub mod undo;
 
 use std::future::Future;
 use std::sync::Arc;

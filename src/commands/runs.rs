@@ -50,6 +50,23 @@ pub fn command(g: &Config, show: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
+/// The command line as a shell would take it back (words quoted where needed).
+fn command_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|w| {
+            let plain = !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%~!&*".contains(c));
+            if plain {
+                w.clone()
+            } else {
+                crate::target::shell_quote(w)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn short(hash: &Option<String>) -> String {
     match hash {
         Some(h) => h.chars().take(12).collect(),
@@ -83,7 +100,7 @@ pub fn format_runs(runs: &[RunSummary]) -> String {
             r.info.operator,
             r.hosts.len(),
             r.changed,
-            r.info.command.join(" ")
+            command_line(&r.info.command)
         ));
     }
     s
@@ -99,7 +116,7 @@ pub fn format_run(records: &[Record]) -> String {
         first.info.run,
         first.info.time,
         first.info.operator,
-        first.info.command.join(" ")
+        command_line(&first.info.command)
     );
     for r in records {
         let kind = match r.kind {
@@ -125,4 +142,21 @@ pub fn format_run(records: &[Record]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_words_with_blanks() {
+        let argv: Vec<String> = ["sshfleet", "-l", "!web", "--key", "ssh-ed25519 AAAA x@y"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            command_line(&argv),
+            "sshfleet -l !web --key 'ssh-ed25519 AAAA x@y'"
+        );
+    }
 }

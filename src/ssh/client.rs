@@ -64,6 +64,9 @@ pub struct ClientHandler {
     policy: HostKeyPolicy,
     learn_file: Option<PathBuf>,
     learned: Learned,
+    /// Keyscan mode ([`Connector::scan_host_key`]): record what the host presents, accept it
+    /// without checking (nothing is authenticated or sent over that connection).
+    capture: Option<Arc<Mutex<Option<super::scan::Presented>>>>,
 }
 
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
@@ -169,6 +172,11 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_public_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
+        if let Some(c) = &self.capture {
+            *c.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(super::scan::Presented::from(server_public_key));
+            return Ok(true);
+        }
         self.verify(server_public_key)
             .map(|()| true)
             .map_err(HandlerError::HostKey)
@@ -331,10 +339,17 @@ pub(crate) fn signal_number(sig: &russh::Sig) -> i32 {
 }
 
 /// How to authenticate.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum AuthMode<'a> {
     Default,
     OnlyKey(&'a Path),
+    /// No authentication: the handshake only, offering `algorithms` (their certificate
+    /// variants too when `certs`), recording the host key presented.
+    Scan {
+        algorithms: Vec<Algorithm>,
+        certs: bool,
+        capture: Arc<Mutex<Option<super::scan::Presented>>>,
+    },
 }
 
 struct Inner {
@@ -474,6 +489,47 @@ impl Connector {
             .await
     }
 
+    /// Keyscan, as `ssh-keyscan` does it: a handshake offering only `algorithms` (and their
+    /// certificate variants when `certs`), through the spec's normal route (TCP, ProxyJump,
+    /// ProxyCommand), returning the host key (or certificate) the host presents. Nothing is
+    /// checked against known_hosts and no authentication is attempted.
+    pub async fn scan_host_key(
+        &self,
+        spec: &ConnSpec,
+        algorithms: Vec<Algorithm>,
+        certs: bool,
+    ) -> Result<super::scan::Presented, SshError> {
+        let capture = Arc::new(Mutex::new(None));
+        let mode = AuthMode::Scan {
+            algorithms,
+            certs,
+            capture: capture.clone(),
+        };
+        let session = self.connect_inner(spec, mode, spec).await?;
+        session.close().await;
+        let got = capture.lock().unwrap_or_else(|p| p.into_inner()).take();
+        got.ok_or_else(|| {
+            SshError::Protocol(format!("{}: no host key in the handshake", session.addr))
+        })
+    }
+
+    /// The known_hosts files a connection to `spec` checks: (user files — the first is where
+    /// new keys are written —, global files), as `UserKnownHostsFile`/`GlobalKnownHostsFile`.
+    pub fn known_hosts_files(&self, spec: &ConnSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let cfg = &self.inner.cfg;
+        let user = if spec.known_hosts_files.is_empty() {
+            cfg.default_known_hosts.clone()
+        } else {
+            spec.known_hosts_files.clone()
+        };
+        let global = if spec.global_known_hosts_files.is_empty() {
+            cfg.global_known_hosts.clone()
+        } else {
+            spec.global_known_hosts_files.clone()
+        };
+        (user, global)
+    }
+
     fn known_hosts(&self, files: &[PathBuf]) -> Result<Arc<KnownHosts>, SshError> {
         let mut cache = self.inner.known.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = cache.get(files) {
@@ -520,17 +576,9 @@ impl Connector {
             .user
             .clone()
             .unwrap_or_else(|| cfg.default_user.clone());
-        let user_files = if spec.known_hosts_files.is_empty() {
-            cfg.default_known_hosts.clone()
-        } else {
-            spec.known_hosts_files.clone()
-        };
+        let (user_files, global_files) = self.known_hosts_files(spec);
         let mut files = user_files.clone();
-        if spec.global_known_hosts_files.is_empty() {
-            files.extend(cfg.global_known_hosts.iter().cloned());
-        } else {
-            files.extend(spec.global_known_hosts_files.iter().cloned());
-        }
+        files.extend(global_files);
         let known = self.known_hosts(&files)?;
         let (kh_host, kh_port) = known_hosts_name(spec);
         // With HostKeyAlias, keys are checked and learned under the alias (port ignored).
@@ -547,8 +595,24 @@ impl Connector {
             policy,
             learn_file: user_files.first().cloned(),
             learned: self.inner.learned.clone(),
+            capture: match &auth {
+                AuthMode::Scan { capture, .. } => Some(capture.clone()),
+                _ => None,
+            },
         };
-        let config = Arc::new(self.client_config(&known, spec, &lookup_name));
+        let mut config = self.client_config(&known, spec, &lookup_name);
+        if let AuthMode::Scan {
+            algorithms, certs, ..
+        } = &auth
+        {
+            config.preferred.key = Cow::Owned(algorithms.clone());
+            config.preferred.host_key_certificates = if *certs {
+                Cow::Owned(algorithms.clone())
+            } else {
+                Cow::Owned(vec![])
+            };
+        }
+        let config = Arc::new(config);
         let started = Instant::now();
         let transport = match (&route, &via) {
             (Route::Jump(_), Some(b)) => Via::Hop(b),
@@ -570,6 +634,23 @@ impl Connector {
             .handshake(spec, &addr, config, handler, timeout, &transport)
             .await?;
         let connected = Instant::now();
+        if matches!(auth, AuthMode::Scan { .. }) {
+            // Keyscan: the host key is in `capture`; no authentication.
+            drop(slot);
+            drop(hop_slot);
+            return Ok(Session {
+                handle,
+                host: spec.name.clone(),
+                addr,
+                user,
+                timing: ConnectTiming {
+                    connect: connected - started,
+                    auth: Duration::ZERO,
+                },
+                auth_key: None,
+                _keep: keep,
+            });
+        }
         let remaining = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(2));
@@ -855,6 +936,7 @@ impl Connector {
         let (files, use_agent, defaults): (Vec<PathBuf>, bool, bool) = match mode {
             AuthMode::OnlyKey(p) => (vec![p.to_path_buf()], false, false),
             // IdentitiesOnly: the given files (else the defaults), never the agent's keys.
+            AuthMode::Scan { .. } => (vec![], false, false),
             AuthMode::Default => (
                 spec.identity_files.clone(),
                 !spec.identities_only,
@@ -1209,7 +1291,9 @@ pub(crate) fn jitter() -> u64 {
 
 /// The name host keys are looked up and recorded under: `HostKeyAlias` as is (OpenSSH
 /// then ignores the port), else `[address]:port`.
-fn known_hosts_name(spec: &ConnSpec) -> (&str, u16) {
+/// The name and port looked up in known_hosts: `HostKeyAlias` (port ignored), else the
+/// address and port.
+pub fn known_hosts_name(spec: &ConnSpec) -> (&str, u16) {
     match &spec.host_key_alias {
         Some(a) => (a.as_str(), 22),
         None => (spec.address.as_str(), spec.port),

@@ -15,6 +15,8 @@
 //!   within [`SshConfig::retry_window`] when sshd drops bursts (`MaxStartups`), host-key policy, then authentication in OpenSSH's order (explicit key
 //!   files, agent, default `~/.ssh/id_*`), or with exactly one key
 //!   ([`Connector::connect_with_key`]).
+//! - [`scan`]: keyscan (the host keys a host presents, one handshake per key algorithm, no
+//!   authentication) and their classification against known_hosts.
 //! - [`proxy`]: `ProxyJump` (direct-tcpip over one shared session per bastion) and
 //!   `ProxyCommand` (a child's stdio) transports.
 //!
@@ -32,6 +34,7 @@ pub mod escalate;
 pub mod keygen;
 pub mod keys;
 pub mod proxy;
+pub mod scan;
 pub mod target;
 
 use std::path::PathBuf;

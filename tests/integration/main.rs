@@ -11,6 +11,7 @@ mod collection;
 mod fleet;
 mod hostile;
 mod hostkeys;
+mod hostkeys_scan;
 mod inventory;
 mod journal;
 mod keys;

@@ -194,6 +194,10 @@ fn replicate_pki_files_to_19_hosts_with_mode_and_owner_then_all_ok() {
 fn run_measured(args: &[String]) -> (i32, String, String, i64) {
     use std::process::{Command, Stdio};
     let child = Command::new(crate::support::sshfleet_bin())
+        .env(
+            "SSHFLEET_JOURNAL_DIR",
+            crate::support::repo_root().join("target/test-journal"),
+        )
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

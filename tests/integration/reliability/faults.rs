@@ -237,6 +237,10 @@ fn reliability_sigint_during_100_host_run_stops_cleanly() {
     let kb = blob(&pub_line(&k));
     let before = snapshot(&fleet, "deploy");
     let child = Command::new(sshfleet_bin())
+        .env(
+            "SSHFLEET_JOURNAL_DIR",
+            crate::support::repo_root().join("target/test-journal"),
+        )
         .arg("-i")
         .arg(fleet.inventory())
         .arg("--private-key")

@@ -187,6 +187,10 @@ fn reliability_replicate_sigint_mid_transfer_leaves_no_partial_files() {
     let sha = big_source(&fleet, path, 128);
     let dests: Vec<PathBuf> = (1..4).map(|i| put_old(&fleet, i, path)).collect();
     let child = Command::new(sshfleet_bin())
+        .env(
+            "SSHFLEET_JOURNAL_DIR",
+            crate::support::repo_root().join("target/test-journal"),
+        )
         .arg("-i")
         .arg(fleet.inventory())
         .arg("--private-key")
@@ -233,6 +237,10 @@ fn reliability_replicate_killed_controller_rerun_completes_and_leaves_no_temp() 
     let sha = big_source(&fleet, path, 64);
     let dests: Vec<PathBuf> = (1..4).map(|i| put_old(&fleet, i, path)).collect();
     let mut child = Command::new(sshfleet_bin())
+        .env(
+            "SSHFLEET_JOURNAL_DIR",
+            crate::support::repo_root().join("target/test-journal"),
+        )
         .arg("-i")
         .arg(fleet.inventory())
         .arg("--private-key")

@@ -168,6 +168,10 @@ impl Setup {
 
 fn spawn(argv: &[OsString], stdout: Stdio) -> Child {
     Command::new(sshfleet_bin())
+        .env(
+            "SSHFLEET_JOURNAL_DIR",
+            crate::support::repo_root().join("target/test-journal"),
+        )
         .args(argv)
         .env_remove("SSH_AUTH_SOCK")
         .env_remove("ANSIBLE_INVENTORY")
