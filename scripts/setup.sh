@@ -25,6 +25,7 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)        # loopback of the 
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
 command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
+command -v getfacl >/dev/null 2>&1 || need_pkgs+=(acl)        # ansible-core's copy target (acls.yml)
 # nss_wrapper: the ssh_config differential tests pin the passwd user OpenSSH sees.
 [ -n "$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null)" ] || need_pkgs+=(libnss-wrapper)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

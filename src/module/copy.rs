@@ -61,9 +61,25 @@ pub fn spec() -> ModuleSpec {
             ArgSpec::new("validate", ArgType::Str),
             ArgSpec::new("checksum", ArgType::Str),
             ArgSpec::new("follow", ArgType::Bool).default(false),
+            // ansible.builtin.copy's module options for a file on the host (the collection's
+            // action plugin passes them; see copy_src)
+            ArgSpec::new("src", ArgType::Path),
+            ArgSpec::new("_original_basename", ArgType::Str),
+            ArgSpec::new("remote_src", ArgType::Bool).default(false),
+            ArgSpec::new("local_follow", ArgType::Raw),
+            ArgSpec::new("unsafe_writes", ArgType::Bool).default(false),
+            ArgSpec::new("seuser", ArgType::Str),
+            ArgSpec::new("serole", ArgType::Str),
+            ArgSpec::new("setype", ArgType::Str),
+            ArgSpec::new("selevel", ArgType::Str),
+            ArgSpec::new("attributes", ArgType::Str).aliases(&["attr"]),
         ],
-        mutually_exclusive: vec![vec!["content", "content_b64"]],
-        required_one_of: vec![vec!["content", "content_b64"]],
+        mutually_exclusive: vec![
+            vec!["content", "content_b64"],
+            vec!["content", "src"],
+            vec!["content_b64", "src"],
+        ],
+        required_one_of: vec![vec!["content", "content_b64", "src"]],
         supports_check_mode: true,
     }
 }
@@ -345,6 +361,18 @@ async fn result<T: Target>(
 /// Run the copy on this host and build Ansible copy's return values.
 pub fn handler(inv: &Invocation) -> ModuleResult {
     let p = &inv.params;
+    if let Some(a) = p.str("attributes") {
+        return Err(Failure::new(format!(
+            "attributes ({a}) are not supported by sshfleet_copy (no chattr)"
+        )));
+    }
+    if p.str("src").is_some() {
+        let mut out = super::copy_src::handler(inv)?;
+        let mut invocation = Map::new();
+        invocation.insert("module_args".into(), Value::Object(p.echo(inv.no_log)));
+        out.insert("invocation".into(), Value::Object(invocation));
+        return Ok(out);
+    }
     let dest = p.str("dest").unwrap_or_default();
     if dest.is_empty() {
         return Err(Failure::new("dest must not be empty"));

@@ -13,6 +13,7 @@
 
 pub mod authorized_key;
 pub mod copy;
+pub mod copy_src;
 pub mod slurp;
 pub mod spec;
 

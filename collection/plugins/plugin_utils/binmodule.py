@@ -18,6 +18,12 @@ since binary modules get no pipelining. This helper replaces all of that with:
   renames it into the cache, and the run is repeated: three round trips, once per host and
   version.
 
+A user whose home cannot hold the cache (the directory cannot be created: ``nobody`` with
+``HOME=/nonexistent``, a read-only home) gets the binary in a fresh private directory from ``mktemp -d`` instead, verified and run
+the same way and removed after the task (uploaded every time, as Ansible does for binary
+modules). A cache directory that exists but is unsafe (not owned by the user, or writable by
+others) is refused, never bypassed.
+
 An architecture without a binary in the collection fails that host naming the architecture.
 """
 
@@ -51,6 +57,7 @@ ARCH_ALIASES = {
 }
 
 MISS = "SSHFLEET-CACHE-MISS"
+NO_CACHE_DIR = "SSHFLEET-NO-CACHE-DIR"
 UNSUPPORTED = "SSHFLEET-UNSUPPORTED-ARCH"
 INSTALLED = "SSHFLEET-INSTALLED"
 
@@ -101,28 +108,39 @@ def _arch_case(name, binaries):
     return 'm="$(uname -m)"; case "$m" in %s esac; f="$d/%s-$h"' % (" ".join(arms), name)
 
 
-def run_script(name, binaries, env_prefix=""):
+def run_script(name, binaries, env_prefix="", cache_dir=_CACHE_DIR):
     """Verify the cached binary and exec it on the arguments in stdin, or report a miss."""
+    # No umask here: the module creates files and directories with the user's umask, as
+    # Python modules do (the install script below sets 077 for the cache).
     return (
-        "umask 077; %sd=%s; %s; "
+        "%sd=%s; %s; "
         'if %s && [ -f "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] && '
         'echo "$h  $f" | sha256sum -c --status - 2>/dev/null; '
         'then exec ${SSHFLEET_MODULE_WRAPPER:+"$SSHFLEET_MODULE_WRAPPER"} "$f" -; fi; '
         'echo "%s $a"'
-    ) % (env_prefix, _CACHE_DIR, _arch_case(name, binaries), _DIR_OK, MISS)
+    ) % (env_prefix, cache_dir, _arch_case(name, binaries), _DIR_OK, MISS)
 
 
-def install_script(name, binaries, arch, env_prefix=""):
+def install_script(name, binaries, arch, env_prefix="", cache_dir=_CACHE_DIR):
     """Store the binary in stdin into the cache, after verifying its hash."""
     return (
         "umask 077; %sd=%s; %s; "
         '[ "$a" = %s ] || { echo "architecture changed: now $m"; exit 1; }; '
-        'mkdir -p "$d" || exit 1; '
+        'mkdir -p "$d" || { echo %s; exit 1; }; '
         '%s || { echo "$d: not a directory owned by $(id -un) and writable only by it"; exit 1; }; '
         't="$(mktemp "$d/.upload.XXXXXX")" || exit 1; '
         'if cat > "$t" && echo "$h  $t" | sha256sum -c --status - && chmod 0500 "$t" && mv -f "$t" "$f"; '
         'then echo %s; else rm -f "$t"; echo "cannot store $f (hash mismatch or write error)"; exit 1; fi'
-    ) % (env_prefix, _CACHE_DIR, _arch_case(name, binaries), shlex.quote(arch), _DIR_OK, INSTALLED)
+    ) % (env_prefix, cache_dir, _arch_case(name, binaries), shlex.quote(arch), NO_CACHE_DIR, _DIR_OK,
+         INSTALLED)
+
+
+ONESHOT = "SSHFLEET-ONESHOT"
+
+# For a user whose home cannot hold the cache (``nobody``, HOME=/nonexistent): a private
+# directory from mktemp -d (0700, owned by the user), used like the cache for one task and
+# removed afterwards.
+_ONESHOT_DIR = 'umask 077; t="$(mktemp -d "${TMPDIR:-/tmp}/sshfleet.XXXXXXXX")" && echo "%s $t"' % ONESHOT
 
 
 def _env_prefix(action):
@@ -161,58 +179,93 @@ class BinaryModuleAction(ActionBase):
         del tmp
         if self._task.async_val:
             raise AnsibleActionFail("%s does not support async" % self._task.action)
-        if not getattr(self._connection, "has_pipelining", False):
-            raise AnsibleActionFail(
-                "%s needs a connection that can send data on stdin (ssh, paramiko, local); "
-                "%r cannot" % (self._task.action, self._connection.transport)
-            )
         original = dict(self._task.args)
         args = self.prepare_args(dict(original), task_vars)
-        self._update_module_args(self._task.action, args, task_vars)
-        payload = to_bytes(json.dumps(args, cls=_ENCODER) if _ENCODER else json.dumps(args))
+        result.update(execute_binary(self, self.BINARY, args, task_vars))
+        return self.finish_result(result, original)
 
-        name = self.BINARY
-        binaries = available_binaries(name)
-        if not binaries:
-            raise AnsibleActionFail(
-                "the collection has no %s binary for any architecture under %s "
-                "(build it with scripts/build-collection.sh)" % (name, BIN_DIR)
-            )
-        env = _env_prefix(self)
-        res = self._low_level_execute_command(
-            run_script(name, binaries, env), sudoable=True, in_data=payload
+
+def execute_binary(action, name, args, task_vars):
+    """Run the collection's binary module `name` on `args` for `action`'s host: the module's
+    result (internal keys removed). `args` gets the internal `_ansible_*` arguments here."""
+    if not getattr(action._connection, "has_pipelining", False):
+        raise AnsibleActionFail(
+            "%s needs a connection that can send data on stdin (ssh, paramiko, local); "
+            "%r cannot" % (action._task.action, action._connection.transport)
         )
-        out = res.get("stdout", "").strip()
-        if out.startswith(MISS + " "):
-            arch = out[len(MISS) + 1:].split()[0]
-            if arch not in binaries:
-                raise AnsibleActionFail("unexpected architecture %r from the host" % arch)
-            with open(binaries[arch][0], "rb") as f:
-                data = f.read()
-            inst = self._low_level_execute_command(
-                install_script(name, binaries, arch, env), sudoable=True, in_data=data
-            )
-            if inst.get("rc") != 0 or INSTALLED not in inst.get("stdout", ""):
-                raise AnsibleActionFail(
-                    "cannot install %s (%s) in the host's cache: %s"
-                    % (name, arch, (inst.get("stdout", "") + inst.get("stderr", "")).strip()),
-                )
-            res = self._low_level_execute_command(
+    args = dict(args)
+    action._update_module_args(action._task.action, args, task_vars)
+    payload = to_bytes(json.dumps(args, cls=_ENCODER) if _ENCODER else json.dumps(args))
+
+    binaries = available_binaries(name)
+    if not binaries:
+        raise AnsibleActionFail(
+            "the collection has no %s binary for any architecture under %s "
+            "(build it with scripts/build-collection.sh)" % (name, BIN_DIR)
+        )
+    env = _env_prefix(action)
+    res = action._low_level_execute_command(
+        run_script(name, binaries, env), sudoable=True, in_data=payload
+    )
+    out = res.get("stdout", "").strip()
+    if out.startswith(MISS + " "):
+        arch = out[len(MISS) + 1:].split()[0]
+        if arch not in binaries:
+            raise AnsibleActionFail("unexpected architecture %r from the host" % arch)
+        with open(binaries[arch][0], "rb") as f:
+            data = f.read()
+        inst = action._low_level_execute_command(
+            install_script(name, binaries, arch, env), sudoable=True, in_data=data
+        )
+        why = (inst.get("stdout", "") + inst.get("stderr", "")).strip()
+        if NO_CACHE_DIR in inst.get("stdout", ""):
+            # the home cannot hold the cache (it cannot even be created): a private temp dir
+            res = _run_oneshot(action, name, binaries, arch, env, data, payload, why)
+        elif inst.get("rc") != 0 or INSTALLED not in inst.get("stdout", ""):
+            raise AnsibleActionFail("cannot install %s (%s) in the host's cache: %s" % (name, arch, why))
+        else:
+            res = action._low_level_execute_command(
                 run_script(name, binaries, env), sudoable=True, in_data=payload
             )
-            out = res.get("stdout", "").strip()
-        if out.startswith(UNSUPPORTED):
-            arch = out[len(UNSUPPORTED):].strip() or "(empty)"
+        out = res.get("stdout", "").strip()
+    if out.startswith(UNSUPPORTED):
+        arch = out[len(UNSUPPORTED):].strip() or "(empty)"
+        raise AnsibleActionFail(
+            "unsupported architecture %r: the collection's %s binary is built for %s only"
+            % (arch, action._task.action, ", ".join(sorted(binaries)))
+        )
+    if out.startswith(MISS):
+        raise AnsibleActionFail(
+            "%s is still not in the host's cache after installing it: %s"
+            % (name, (out + res.get("stderr", "")).strip())
+        )
+    data = action._parse_returned_data(res, "legacy") if _ENCODER else action._parse_returned_data(res)
+    remove_internal_keys(data)
+    return data
+
+
+def _run_oneshot(action, name, binaries, arch, env, data, payload, why):
+    """Run the binary from a private temp directory when the cache cannot be used (`why`)."""
+    made = action._low_level_execute_command(_ONESHOT_DIR, sudoable=True)
+    out = made.get("stdout", "").strip()
+    if made.get("rc") != 0 or not out.startswith(ONESHOT + " "):
+        raise AnsibleActionFail(
+            "cannot install %s (%s) in the host's cache (%s) nor in a temp directory: %s"
+            % (name, arch, why, (out + made.get("stderr", "")).strip())
+        )
+    tdir = out[len(ONESHOT) + 1:].strip()
+    qdir = shlex.quote(tdir)
+    try:
+        inst = action._low_level_execute_command(
+            install_script(name, binaries, arch, env, cache_dir=qdir), sudoable=True, in_data=data
+        )
+        if inst.get("rc") != 0 or INSTALLED not in inst.get("stdout", ""):
             raise AnsibleActionFail(
-                "unsupported architecture %r: the collection's %s binary is built for %s only"
-                % (arch, self._task.action, ", ".join(sorted(binaries)))
+                "cannot install %s (%s) in the host's cache (%s) nor in %s: %s"
+                % (name, arch, why, tdir, (inst.get("stdout", "") + inst.get("stderr", "")).strip())
             )
-        if out.startswith(MISS):
-            raise AnsibleActionFail(
-                "%s is still not in the host's cache after installing it: %s"
-                % (name, (out + res.get("stderr", "")).strip())
-            )
-        data = self._parse_returned_data(res, "legacy") if _ENCODER else self._parse_returned_data(res)
-        remove_internal_keys(data)
-        result.update(data)
-        return self.finish_result(result, original)
+        return action._low_level_execute_command(
+            run_script(name, binaries, env, cache_dir=qdir), sudoable=True, in_data=payload
+        )
+    finally:
+        action._low_level_execute_command("rm -rf -- %s" % qdir, sudoable=True)
