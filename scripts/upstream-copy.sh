@@ -158,15 +158,4 @@ rc=$?
 set -e
 
 # 5. Count the checks.
-"$venv/bin/python3" - "$work/checks.jsonl" "$rc" <<'PY'
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-ran = [r for r in recs if r["status"] != "skipped"]
-passed = [r for r in ran if r["status"] in ("ok", "changed")]
-expected = [r for r in ran if r["status"] == "failed" and r["ignored"]]
-bad = [r for r in ran if r not in passed and r not in expected]
-for r in bad:
-    print("FAILED: %s [%s] %s: %s" % (r["task"], r["action"], r["path"], r["msg"]), file=sys.stderr)
-print("upstream-checks: passed=%d failed=%d expected_failures=%d skipped=%d total=%d playbook_rc=%s"
-      % (len(passed), len(bad), len(expected), len(recs) - len(ran), len(recs), sys.argv[2]))
-PY
+"$venv/bin/python3" "$root/tests/upstream/count_checks.py" "$work/checks.jsonl" "$rc"

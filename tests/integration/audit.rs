@@ -11,24 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::support::Sshfleet;
 use crate::support::fleet::Fleet;
-use crate::support::keys::{keygen, logs_in, pub_line};
+use crate::support::keys::{fingerprint, keygen, logs_in, pub_line};
 
 const AKF: &str =
     "AuthorizedKeysFile .ssh/authorized_keys .ssh/keys_extra /etc/ssh/authorized_keys/%u";
-
-/// `ssh-keygen -lf` of a public key file: the oracle for fingerprints.
-fn fingerprint(key: &Path) -> String {
-    let out = std::process::Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(format!("{}.pub", key.display()))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
 
 /// Write `text` to `path` (a controller path of a host file) with owner and mode.
 fn plant(path: &Path, text: &str, uid: u32, mode: u32) {

@@ -2,38 +2,14 @@
 //! own Debian-like `/etc/ssh`, is checked with `sshd -t` and reloaded with a SIGHUP to the
 //! pid in `/run/sshd.pid`.
 
-use std::time::Duration;
-
-use sshfleet::inventory::conn::{BecomeSpec, ConnSpec, HostKeyPolicy};
+use sshfleet::inventory::conn::BecomeSpec;
 use sshfleet::ops::sshd::{self, SshdError, plan};
+use sshfleet::ssh::Connector;
 use sshfleet::ssh::target::SshTarget;
-use sshfleet::ssh::{AgentSource, Connector, SshConfig};
 
 use crate::support::Sshfleet;
 use crate::support::fleet::{Fleet, ssh};
-
-fn spec(fleet: &Fleet, i: usize, user: &str) -> ConnSpec {
-    let h = fleet.host(i);
-    let mut s = ConnSpec::new(h.name());
-    s.address = h.addr().to_string();
-    s.port = h.port();
-    s.user = Some(user.to_string());
-    s.identity_files = vec![fleet.client_key()];
-    s.known_hosts_files = vec![fleet.known_hosts()];
-    s.host_key_policy = Some(HostKeyPolicy::Strict);
-    s
-}
-
-fn isolated_config() -> SshConfig {
-    let mut c = SshConfig::from_env();
-    c.default_identities = vec![];
-    c.default_known_hosts = vec![];
-    c.global_known_hosts = vec![];
-    c.agent = AgentSource::Disabled;
-    c.interactive = false;
-    c.connect_timeout = Duration::from_secs(10);
-    c
-}
+use crate::support::fleet::{conn_spec, isolated_ssh_config};
 
 /// The sshd control module on a fleet host, as deploy with sudo: a change `sshd -t` rejects
 /// is reverted and sshd is not reloaded; a good one is written as a drop-in (the host's
@@ -48,8 +24,8 @@ fn hostkeys_sshd_control_reverts_a_rejected_change_and_reloads_a_good_one() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let c = Connector::new(isolated_config());
-        let session = c.connect(&spec(&fleet, 0, "deploy")).await.unwrap();
+        let c = Connector::new(isolated_ssh_config());
+        let session = c.connect(&conn_spec(&fleet, 0, "deploy")).await.unwrap();
         let t = SshTarget::new(
             session,
             &BecomeSpec {
@@ -101,8 +77,8 @@ fn hostkeys_sshd_control_reverts_a_rejected_change_and_reloads_a_good_one() {
         );
         t.close().await;
         // The reloaded sshd lists only that key now; remove again.
-        let c = Connector::new(isolated_config());
-        let session = c.connect(&spec(&fleet, 0, "root")).await.unwrap();
+        let c = Connector::new(isolated_ssh_config());
+        let session = c.connect(&conn_spec(&fleet, 0, "root")).await.unwrap();
         let t = SshTarget::new(session, &BecomeSpec::default()).unwrap();
         let facts = sshd::gather(&t, &[]).await.unwrap();
         assert_eq!(facts.host_keys, ["/etc/ssh/ssh_host_ed25519_key"]);

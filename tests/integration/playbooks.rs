@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::ansible::{AnsibleEnv, json_output};
 use crate::support::fleet::{Fleet, ssh};
+use crate::support::keys::fingerprint;
 use crate::support::repo_root;
 
 /// One `ansible-playbook` run: exit status and the json callback's document.
@@ -99,22 +100,6 @@ fn inventory_with_key(fleet: &Fleet, env: &AnsibleEnv, key: &Path) -> PathBuf {
 
 fn read_all(paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
     paths.iter().map(|p| std::fs::read(p).ok()).collect()
-}
-
-/// `SHA256:...` fingerprint of a public key file.
-fn fingerprint(pubkey: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(pubkey)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
 }
 
 /// Log in to host `i` as deploy offering only `key`; true if `true` ran.

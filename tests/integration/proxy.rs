@@ -14,12 +14,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sshfleet::inventory::conn::{ConnSpec, HostKeyPolicy};
-use sshfleet::ssh::{AgentSource, Connector, SshConfig};
+use sshfleet::inventory::conn::ConnSpec;
+use sshfleet::ssh::Connector;
 
 use crate::reliability::util::{blob, keygen, pub_line};
 use crate::support::Sshfleet;
 use crate::support::fleet::{Fleet, NsKind, procs};
+use crate::support::fleet::{conn_spec, isolated_ssh_config};
+use crate::support::keys::fingerprint;
 
 const BASTION: usize = 0;
 const APP: usize = 1; // behind the bastion, known by an alias
@@ -338,47 +340,19 @@ fn proxy_ping_rotate_replicate_through_bastions_with_one_bastion_login() {
     );
 }
 
-/// `SHA256:…` of a key file, as sshd logs it.
-fn fingerprint(key: &Path) -> String {
-    let out = std::process::Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(key)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 fn owner_of(p: &Path) -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(p).unwrap();
     (m.uid(), m.gid())
 }
 
+/// Host `i` of a fleet hidden behind a bastion: the spec names 127.0.0.1 (reachable only
+/// through `proxy_jump`, or not at all without it).
 fn hidden_spec(fleet: &Fleet, i: usize, proxy_jump: Option<String>) -> ConnSpec {
-    let mut s = ConnSpec::new(fleet.host(i).name());
+    let mut s = conn_spec(fleet, i, "deploy");
     s.address = "127.0.0.1".into();
-    s.port = fleet.host(i).port();
-    s.user = Some("deploy".into());
-    s.identity_files = vec![fleet.client_key()];
-    s.known_hosts_files = vec![fleet.known_hosts()];
-    s.host_key_policy = Some(HostKeyPolicy::Strict);
     s.proxy_jump = proxy_jump;
     s
-}
-
-fn isolated_config() -> SshConfig {
-    let mut c = SshConfig::from_env();
-    c.default_identities = vec![];
-    c.default_known_hosts = vec![];
-    c.global_known_hosts = vec![];
-    c.agent = AgentSource::Disabled;
-    c.interactive = false;
-    c.connect_timeout = Duration::from_secs(10);
-    c
 }
 
 /// PIDs of our children whose command line mentions `needle` (zombies included).
@@ -410,7 +384,7 @@ fn proxy_command_child_is_reaped_and_a_dropped_bastion_is_reopened() {
         .build()
         .unwrap();
     let relay = fleet.host(0).relay_port().unwrap();
-    let c = Connector::new(isolated_config());
+    let c = Connector::new(isolated_ssh_config());
     rt.block_on(async {
         // ProxyCommand: the child runs while the session lives, and is gone (killed and
         // reaped, not a zombie) once it is dropped.
@@ -470,7 +444,7 @@ fn proxy_command_child_is_reaped_and_a_dropped_bastion_is_reopened() {
         let empty = fleet.dir().join("empty_known_hosts");
         std::fs::write(&empty, "").unwrap();
         bad.known_hosts_files = vec![empty];
-        let e = Connector::new(isolated_config())
+        let e = Connector::new(isolated_ssh_config())
             .connect(&bad)
             .await
             .err()

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::fleet::{conn_spec, isolated_ssh_config};
 use serde_json::Value;
 use sshfleet::fleet::{self, HostOutcome, RunOptions};
 use sshfleet::inventory::conn::{ConnSpec, HostKeyPolicy};
@@ -14,7 +15,7 @@ use sshfleet::report::OutputMode;
 use sshfleet::report::Reporter;
 use sshfleet::ssh::known_hosts::fingerprint;
 use sshfleet::ssh::target::SshTarget;
-use sshfleet::ssh::{AgentSource, Connector, SshConfig, SshError};
+use sshfleet::ssh::{AgentSource, Connector, SshError};
 use sshfleet::target::{Body, Expect, FileKind, Target, TargetError, WriteSpec};
 
 use crate::support::Sshfleet;
@@ -34,31 +35,6 @@ fn cli_with(fleet: &Fleet, key: &Path, known_hosts: &Path) -> Sshfleet {
 
 fn start(n: usize) -> Fleet {
     Fleet::builder().hosts(n).start().expect("start test fleet")
-}
-
-/// A spec for host `i` as `user` built directly (no inventory): fleet key, fleet known_hosts.
-fn spec(fleet: &Fleet, i: usize, user: &str) -> ConnSpec {
-    let h = fleet.host(i);
-    let mut s = ConnSpec::new(h.name());
-    s.address = h.addr().to_string();
-    s.port = h.port();
-    s.user = Some(user.to_string());
-    s.identity_files = vec![fleet.client_key()];
-    s.known_hosts_files = vec![fleet.known_hosts()];
-    s.host_key_policy = Some(HostKeyPolicy::Strict);
-    s
-}
-
-/// SSH settings isolated from the machine's ~/.ssh and agent.
-fn isolated_config() -> SshConfig {
-    let mut c = SshConfig::from_env();
-    c.default_identities = vec![];
-    c.default_known_hosts = vec![];
-    c.global_known_hosts = vec![];
-    c.agent = AgentSource::Disabled;
-    c.interactive = false;
-    c.connect_timeout = Duration::from_secs(10);
-    c
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -135,8 +111,8 @@ fn ssh_ping_50_hosts_in_parallel() {
 #[test]
 fn ssh_library_runner_50_hosts_one_connection_each() {
     let fleet = start(50);
-    let specs: Vec<ConnSpec> = (0..50).map(|i| spec(&fleet, i, "deploy")).collect();
-    let connector = Connector::new(isolated_config());
+    let specs: Vec<ConnSpec> = (0..50).map(|i| conn_spec(&fleet, i, "deploy")).collect();
+    let connector = Connector::new(isolated_ssh_config());
     let mut reporter = Reporter::new(OutputMode::Json, 0).with_progress(false);
     let recap = rt().block_on(fleet::run(
         specs,
@@ -299,10 +275,10 @@ fn ssh_host_key_checking_off_via_ansible_env() {
     let kh = dir.path().join("empty_known_hosts");
     std::fs::write(&kh, "").unwrap();
     // The inventory sets StrictHostKeyChecking=yes for the fleet; build a spec without it.
-    let mut s = spec(&fleet, 0, "deploy");
+    let mut s = conn_spec(&fleet, 0, "deploy");
     s.known_hosts_files = vec![kh.clone()];
     s.host_key_policy = None;
-    let mut cfg = isolated_config();
+    let mut cfg = isolated_ssh_config();
     cfg.default_policy = HostKeyPolicy::Off;
     let c = Connector::new(cfg);
     rt().block_on(async {
@@ -310,7 +286,7 @@ fn ssh_host_key_checking_off_via_ansible_env() {
     });
     assert_eq!(std::fs::read_to_string(&kh).unwrap(), "");
     // Strict (the default) refuses the same host.
-    let c = Connector::new(isolated_config());
+    let c = Connector::new(isolated_ssh_config());
     let err = rt().block_on(c.connect(&s)).err().expect("strict refuses");
     assert!(matches!(err, SshError::HostKey(_)), "{err}");
 }
@@ -459,9 +435,9 @@ fn ssh_agent_authentication() {
     agent.add(&k);
     std::fs::remove_file(&k).unwrap();
 
-    let mut s = spec(&fleet, 0, "deploy");
+    let mut s = conn_spec(&fleet, 0, "deploy");
     s.identity_files = vec![];
-    let mut cfg = isolated_config();
+    let mut cfg = isolated_ssh_config();
     cfg.agent = AgentSource::Path(agent.sock.clone());
     let c = Connector::new(cfg);
     let out = rt().block_on(async {
@@ -471,7 +447,7 @@ fn ssh_agent_authentication() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deploy");
 
     // Without the agent the same spec has nothing to offer.
-    let c = Connector::new(isolated_config());
+    let c = Connector::new(isolated_ssh_config());
     let err = rt()
         .block_on(c.connect(&s))
         .err()
@@ -487,7 +463,7 @@ fn ssh_agent_authentication() {
         .success();
 
     // connect_with_key never falls back to the agent.
-    let mut cfg = isolated_config();
+    let mut cfg = isolated_ssh_config();
     cfg.agent = AgentSource::Path(agent.sock.clone());
     let c = Connector::new(cfg);
     let err = rt()
@@ -586,9 +562,9 @@ fn ssh_run_arguments_arrive_unchanged() {
 
 fn connect_target(fleet: &Fleet, i: usize, r#become: bool) -> (tokio::runtime::Runtime, SshTarget) {
     let rt = rt();
-    let mut s = spec(fleet, i, "deploy");
+    let mut s = conn_spec(fleet, i, "deploy");
     s.r#become.enabled = r#become;
-    let c = Connector::new(isolated_config());
+    let c = Connector::new(isolated_ssh_config());
     let t = rt.block_on(async {
         let sess = c.connect(&s).await.expect("connect");
         SshTarget::new(sess, &s.r#become).unwrap()
@@ -859,8 +835,11 @@ fn ssh_cancelled_write_removes_its_temp_file() {
 fn ssh_host_timeout_and_unreachable_in_runner() {
     let fleet = start(2);
     fleet.stop_host(1);
-    let specs = vec![spec(&fleet, 0, "deploy"), spec(&fleet, 1, "deploy")];
-    let connector = Connector::new(isolated_config());
+    let specs = vec![
+        conn_spec(&fleet, 0, "deploy"),
+        conn_spec(&fleet, 1, "deploy"),
+    ];
+    let connector = Connector::new(isolated_ssh_config());
     let mut reporter = Reporter::new(OutputMode::Json, 0).with_progress(false);
     let recap = rt().block_on(fleet::run(
         specs,
@@ -904,7 +883,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 fn ssh_kex_both_offered_algorithms_work_and_cost_is_reported() {
     let fleet = start(1);
-    let s = spec(&fleet, 0, "deploy");
+    let s = conn_spec(&fleet, 0, "deploy");
     let sshd = fleet.host(0).pid().unwrap();
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let n = 20;
@@ -914,7 +893,7 @@ fn ssh_kex_both_offered_algorithms_work_and_cost_is_reported() {
         "curve25519-sha256",
         "mlkem768x25519-sha256,curve25519-sha256",
     ] {
-        let mut cfg = isolated_config();
+        let mut cfg = isolated_ssh_config();
         cfg.kex = kex.split(',').map(str::to_string).collect();
         let c = Connector::new(cfg);
         let rt = rt();
@@ -939,7 +918,7 @@ fn ssh_kex_both_offered_algorithms_work_and_cost_is_reported() {
         );
     }
     // A kex the server does not offer fails cleanly (no hang, not retried forever).
-    let mut cfg = isolated_config();
+    let mut cfg = isolated_ssh_config();
     cfg.kex = vec!["diffie-hellman-group1-sha1".into()];
     let err = rt()
         .block_on(Connector::new(cfg).connect(&s))
@@ -959,12 +938,12 @@ fn ssh_maxstartups_drops_are_retried_with_backoff() {
         .expect("start test fleet");
     let specs: Vec<ConnSpec> = (0..40)
         .map(|i| {
-            let mut s = spec(&fleet, 0, "deploy");
+            let mut s = conn_spec(&fleet, 0, "deploy");
             s.name = format!("burst{i:02}");
             s
         })
         .collect();
-    let connector = Connector::new(isolated_config());
+    let connector = Connector::new(isolated_ssh_config());
     let mut reporter = Reporter::new(OutputMode::Json, 0).with_progress(false);
     let recap = rt().block_on(fleet::run(
         specs,

@@ -123,3 +123,30 @@ pub fn inventory_without(fleet: &Fleet, vars: &[&str]) -> std::path::PathBuf {
     std::fs::write(&path, kept).expect("write inventory");
     path
 }
+
+/// A connection spec for host `i` as `user`, built directly (no inventory): the fleet's client
+/// key and known_hosts, host keys checked strictly.
+pub fn conn_spec(fleet: &Fleet, i: usize, user: &str) -> sshfleet::inventory::conn::ConnSpec {
+    let h = fleet.host(i);
+    let mut s = sshfleet::inventory::conn::ConnSpec::new(h.name());
+    s.address = h.addr().to_string();
+    s.port = h.port();
+    s.user = Some(user.to_string());
+    s.identity_files = vec![fleet.client_key()];
+    s.known_hosts_files = vec![fleet.known_hosts()];
+    s.host_key_policy = Some(sshfleet::inventory::conn::HostKeyPolicy::Strict);
+    s
+}
+
+/// SSH settings isolated from the machine's `~/.ssh` and agent (no default identities or
+/// known_hosts, no prompts, a 10 s connect timeout).
+pub fn isolated_ssh_config() -> sshfleet::ssh::SshConfig {
+    let mut c = sshfleet::ssh::SshConfig::from_env();
+    c.default_identities = vec![];
+    c.default_known_hosts = vec![];
+    c.global_known_hosts = vec![];
+    c.agent = sshfleet::ssh::AgentSource::Disabled;
+    c.interactive = false;
+    c.connect_timeout = std::time::Duration::from_secs(10);
+    c
+}

@@ -65,3 +65,23 @@ pub fn cli_with_key(fleet: &Fleet, key: &Path) -> Sshfleet {
 pub fn read_ak(fleet: &Fleet, i: usize, user: &str) -> Vec<u8> {
     std::fs::read(fleet.authorized_keys_path(i, user)).unwrap_or_default()
 }
+
+/// `SHA256:…`, the fingerprint `ssh-keygen -lf FILE` prints (and sshd logs) for a public or
+/// private key file.
+pub fn fingerprint(key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key)
+        .output()
+        .expect("run ssh-keygen");
+    assert!(
+        out.status.success(),
+        "ssh-keygen -lf {}: {out:?}",
+        key.display()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string()
+}
