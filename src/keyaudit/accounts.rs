@@ -22,19 +22,7 @@ pub fn usable_shell(shell: &str) -> bool {
 /// Parse `getent passwd` output. Malformed lines are skipped.
 pub fn parse_passwd(text: &str) -> Vec<UserInfo> {
     text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 7 {
-                return None;
-            }
-            Some(UserInfo {
-                name: f[0].to_string(),
-                uid: f[2].parse().ok()?,
-                gid: f[3].parse().ok()?,
-                home: f[5].to_string(),
-                shell: f[6].to_string(),
-            })
-        })
+        .filter_map(UserInfo::from_passwd_line)
         .collect()
 }
 

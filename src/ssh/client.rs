@@ -672,37 +672,24 @@ impl Connector {
             .handshake(spec, &addr, config, handler, timeout, &transport)
             .await?;
         let connected = Instant::now();
-        if matches!(auth, AuthMode::Scan { .. }) {
-            // Keyscan: the host key is in `capture`; no authentication.
-            drop(slot);
-            drop(hop_slot);
-            return Ok(Session {
-                handle,
-                host: spec.name.clone(),
-                addr,
-                user,
-                timing: ConnectTiming {
-                    connect: connected - started,
-                    auth: Duration::ZERO,
-                },
-                auth_key: None,
-                _keep: keep,
-                announced,
-            });
-        }
-        let remaining = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(2));
-        let auth_key = tokio::time::timeout(
-            remaining,
-            self.authenticate(&mut handle, &user, &addr, spec, auth),
-        )
-        .await
-        .map_err(|_| SshError::Timeout {
-            addr: addr.clone(),
-            secs: timeout.as_secs(),
-        })??;
-        // Authenticated: sshd no longer counts us against MaxStartups.
+        // Keyscan: the host key is in `capture`; no authentication.
+        let auth_key = if matches!(auth, AuthMode::Scan { .. }) {
+            None
+        } else {
+            let remaining = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(2));
+            tokio::time::timeout(
+                remaining,
+                self.authenticate(&mut handle, &user, &addr, spec, auth),
+            )
+            .await
+            .map_err(|_| SshError::Timeout {
+                addr: addr.clone(),
+                secs: timeout.as_secs(),
+            })??
+        };
+        // Authenticated (or scanned): sshd no longer counts us against MaxStartups.
         drop(slot);
         drop(hop_slot);
         Ok(Session {

@@ -257,7 +257,7 @@ impl SshTarget {
                             };
                         }
                         if entry.is_none() {
-                            entry = parse_passwd(&l);
+                            entry = UserInfo::from_passwd_line(&l);
                         }
                     }
                 }
@@ -1445,20 +1445,6 @@ fn parse_sha256sum(stdout: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn parse_passwd(line: &str) -> Option<UserInfo> {
-    let f: Vec<&str> = line.trim_end_matches('\n').split(':').collect();
-    if f.len() < 7 {
-        return None;
-    }
-    Some(UserInfo {
-        name: f[0].to_string(),
-        uid: f[2].parse().ok()?,
-        gid: f[3].parse().ok()?,
-        home: f[5].to_string(),
-        shell: f[6].to_string(),
-    })
-}
-
 impl Target for SshTarget {
     fn host(&self) -> &str {
         &self.session.host
@@ -1647,7 +1633,7 @@ impl Target for SshTarget {
             0 => String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .next()
-                .and_then(parse_passwd),
+                .and_then(UserInfo::from_passwd_line),
             2 => None,
             rc => {
                 return Err(TargetError::Other(format!(
@@ -1795,7 +1781,8 @@ mod tests {
         let d = parse_sha256sum(format!("\\{hex}  /a\\nb\n").as_bytes()).unwrap();
         assert_eq!(crate::target::hex(&d), hex);
         assert!(parse_sha256sum(b"short").is_none());
-        let u = parse_passwd("deploy:x:1001:1002:Deploy,,,:/home/deploy:/bin/bash\n").unwrap();
+        let u = UserInfo::from_passwd_line("deploy:x:1001:1002:Deploy,,,:/home/deploy:/bin/bash\n")
+            .unwrap();
         assert_eq!(
             (
                 u.name.as_str(),
@@ -1806,6 +1793,6 @@ mod tests {
             ),
             ("deploy", 1001, 1002, "/home/deploy", "/bin/bash")
         );
-        assert!(parse_passwd("bad:line").is_none());
+        assert!(UserInfo::from_passwd_line("bad:line").is_none());
     }
 }

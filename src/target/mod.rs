@@ -64,6 +64,24 @@ pub struct UserInfo {
     pub shell: String,
 }
 
+impl UserInfo {
+    /// Parse one passwd line, `name:x:uid:gid:gecos:home:shell` (as `getent passwd` prints
+    /// it; a trailing newline is ignored). None when it has not seven fields or a bad id.
+    pub fn from_passwd_line(line: &str) -> Option<UserInfo> {
+        let f: Vec<&str> = line.trim_end_matches('\n').split(':').collect();
+        if f.len() != 7 {
+            return None;
+        }
+        Some(UserInfo {
+            name: f[0].to_string(),
+            uid: f[2].parse().ok()?,
+            gid: f[3].parse().ok()?,
+            home: f[5].to_string(),
+            shell: f[6].to_string(),
+        })
+    }
+}
+
 /// Result of running a command on the target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandOutput {

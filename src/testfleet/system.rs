@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::FleetError;
+use crate::target::UserInfo;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 const LOCK_PATH: &str = "/run/sshfleet-testfleet.lock";
@@ -188,32 +189,7 @@ fn run(cmd: &mut Command) -> Result<(), FleetError> {
     Ok(())
 }
 
-/// A parsed `/etc/passwd` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: String,
-    pub shell: String,
-}
-
-/// Parse `name:x:uid:gid:gecos:home:shell`.
-pub fn parse_passwd_line(line: &str) -> Option<PasswdEntry> {
-    let f: Vec<&str> = line.trim_end_matches('\n').split(':').collect();
-    if f.len() != 7 {
-        return None;
-    }
-    Some(PasswdEntry {
-        name: f[0].to_string(),
-        uid: f[2].parse().ok()?,
-        gid: f[3].parse().ok()?,
-        home: f[5].to_string(),
-        shell: f[6].to_string(),
-    })
-}
-
-fn getent_passwd(name: &str) -> Option<PasswdEntry> {
+fn getent_passwd(name: &str) -> Option<UserInfo> {
     let out = Command::new("getent")
         .args(["passwd", name])
         .output()
@@ -221,7 +197,7 @@ fn getent_passwd(name: &str) -> Option<PasswdEntry> {
     if !out.status.success() {
         return None;
     }
-    parse_passwd_line(String::from_utf8_lossy(&out.stdout).lines().next()?)
+    UserInfo::from_passwd_line(String::from_utf8_lossy(&out.stdout).lines().next()?)
 }
 
 /// The password field of `name` in `/etc/shadow`.
@@ -244,7 +220,7 @@ pub struct AccountFix {
 
 /// Decide what to change on an existing account. A password hash behind a lock (`!$6$…`) is
 /// an error: somebody locked a real password, and we do not throw it away.
-pub fn account_fix(e: &PasswdEntry, shadow: Option<&str>) -> Result<AccountFix, String> {
+pub fn account_fix(e: &UserInfo, shadow: Option<&str>) -> Result<AccountFix, String> {
     let shell_ok =
         !(e.shell.ends_with("nologin") || e.shell.ends_with("/false") || e.shell.is_empty());
     let unlock = match shadow {
@@ -367,8 +343,8 @@ fn ensure_sudoers(sudo_users: &[String]) -> Result<(), FleetError> {
 mod tests {
     use super::*;
 
-    fn entry(home: &str, shell: &str) -> PasswdEntry {
-        PasswdEntry {
+    fn entry(home: &str, shell: &str) -> UserInfo {
+        UserInfo {
             name: "backup".into(),
             uid: 34,
             gid: 34,
@@ -380,11 +356,11 @@ mod tests {
     #[test]
     fn passwd_line_parses() {
         assert_eq!(
-            parse_passwd_line("backup:x:34:34:backup:/var/backups:/usr/sbin/nologin\n"),
+            UserInfo::from_passwd_line("backup:x:34:34:backup:/var/backups:/usr/sbin/nologin\n"),
             Some(entry("/var/backups", "/usr/sbin/nologin"))
         );
-        assert_eq!(parse_passwd_line("short:x:1"), None);
-        assert_eq!(parse_passwd_line("a:x:notnum:1:g:/h:/s"), None);
+        assert_eq!(UserInfo::from_passwd_line("short:x:1"), None);
+        assert_eq!(UserInfo::from_passwd_line("a:x:notnum:1:g:/h:/s"), None);
     }
 
     #[test]

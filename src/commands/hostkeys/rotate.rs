@@ -225,7 +225,7 @@ async fn steps(ctx: &HostCtx, run: &Run, rep: &mut Report) -> std::result::Resul
         }),
     );
     let name = kh_name(ctx.spec());
-    let (user_files, _) = kh_files(ctx.connector(), ctx.spec());
+    let (user_files, _) = ctx.connector().known_hosts_files(ctx.spec());
     let mut facts = facts;
     if run.cfg.publish {
         let (st, change) = hostkeys::plan_publish(&facts, &host, kt)?;
@@ -399,22 +399,6 @@ fn kh_name(spec: &ConnSpec) -> String {
         Some(a) => host_key_name(a, 22),
         None => host_key_name(&spec.address, spec.port),
     }
-}
-
-/// The known_hosts files a connection to `spec` checks: (user files, global files).
-fn kh_files(c: &Connector, spec: &ConnSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let cfg = c.config();
-    let user = if spec.known_hosts_files.is_empty() {
-        cfg.default_known_hosts.clone()
-    } else {
-        spec.known_hosts_files.clone()
-    };
-    let global = if spec.global_known_hosts_files.is_empty() {
-        cfg.global_known_hosts.clone()
-    } else {
-        spec.global_known_hosts_files.clone()
-    };
-    (user, global)
 }
 
 fn lists(path: &Path, name: &str, blob: &[u8]) -> bool {
