@@ -301,19 +301,7 @@ pub fn stop(mut r: Running) {
     } else {
         Instant::now() + Duration::from_millis(2000)
     };
-    loop {
-        match r.child.try_wait() {
-            Ok(None) if Instant::now() < reap_deadline => {
-                std::thread::sleep(Duration::from_millis(2))
-            }
-            Ok(None) => {
-                let _ = r.child.kill();
-                let _ = r.child.wait();
-                break;
-            }
-            _ => break,
-        }
-    }
+    procs::reap_by(&mut r.child, reap_deadline);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left: Vec<u32> = procs::pids_in_ns_started_before(NsKind::Pid, r.pid_ns, began)

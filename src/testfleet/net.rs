@@ -163,20 +163,7 @@ impl Drop for Relay {
         {
             procs::signal(self.socat_pid, libc::SIGKILL);
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            match self.child.try_wait() {
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                _ => break,
-            }
-        }
+        procs::reap_by(&mut self.child, Instant::now() + Duration::from_secs(2));
     }
 }
 

@@ -162,6 +162,24 @@ pub fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// Reap `child`, a process we started: wait for it to exit until `deadline`, then SIGKILL it
+/// (by its own handle, so by PID) and wait.
+pub fn reap_by(child: &mut std::process::Child, deadline: std::time::Instant) {
+    loop {
+        match child.try_wait() {
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            _ => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
