@@ -805,8 +805,10 @@ impl SshTarget {
                 }
             }
             if let Some(msg) = source_error {
-                // Close without EOF: nothing here is committed (the caller removes the file).
-                let _ = wr.close().await;
+                // EOF, so `cat` ends and the channel closes the usual way; nothing is committed
+                // (the caller removes the temp file). Not a CLOSE: russh forgets a channel it
+                // closed itself and never reports the server's CLOSE, so `wait` would hang.
+                let _ = wr.eof().await;
                 return Err(TargetError::Io {
                     path: dest.to_string(),
                     op: "read source".into(),
@@ -836,7 +838,15 @@ impl SshTarget {
         tokio::pin!(send);
         tokio::pin!(wait);
         let (sent, (status, stderr)) = tokio::select! {
-            sent = &mut send => (sent, wait.await),
+            // After a failed send the channel may be closed on our side (see above): wait for
+            // the exit status a bounded time only.
+            sent = &mut send => match sent {
+                Ok(_) => (sent, wait.await),
+                Err(_) => {
+                    let ended = tokio::time::timeout(Duration::from_secs(5), wait).await;
+                    (sent, ended.unwrap_or_default())
+                }
+            },
             ended = &mut wait => match tokio::time::timeout(Duration::from_secs(1), send).await {
                 Ok(sent) => (sent, ended),
                 Err(_) => (
