@@ -339,6 +339,13 @@ pub fn signal_all(r: &Running, sig: i32) {
     }
 }
 
+/// Is any process of the host stopped (state `T`)?
+pub fn any_stopped(r: &Running) -> bool {
+    procs::pids_in_ns(NsKind::Pid, r.pid_ns)
+        .into_iter()
+        .any(procs::is_stopped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1024,12 +1024,21 @@ impl Fleet {
         }
     }
 
-    /// SIGCONT every process of host `i`.
+    /// SIGCONT every process of host `i`, again until none is stopped (for up to 2 s): `sudo`
+    /// mirrors a stop of its command by stopping itself, and the command's stop may reach it
+    /// only after our SIGCONT did, which would leave it stopped for good.
     pub fn resume_host(&self, i: usize) {
         if let Some(h) = self.hosts.get(i)
             && let HostState::Running(r) = &*h.state.lock().unwrap_or_else(|e| e.into_inner())
         {
-            host::signal_all(r, libc::SIGCONT);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            loop {
+                host::signal_all(r, libc::SIGCONT);
+                std::thread::sleep(Duration::from_millis(20));
+                if !host::any_stopped(r) || Instant::now() >= deadline {
+                    break;
+                }
+            }
         }
     }
 

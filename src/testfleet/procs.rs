@@ -124,10 +124,19 @@ pub fn exists(pid: u32) -> bool {
 
 /// Whether a process is a zombie (exited, not yet reaped).
 pub fn is_zombie(pid: u32) -> bool {
+    state(pid) == Some('Z')
+}
+
+/// The state letter of `pid` (`R`, `S`, `T`, `Z`, ...), None when it is gone.
+pub fn state(pid: u32) -> Option<char> {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| parse_stat_state(&s))
-        == Some('Z')
+}
+
+/// Is `pid` stopped by a signal (state `T`)?
+pub fn is_stopped(pid: u32) -> bool {
+    state(pid) == Some('T')
 }
 
 /// The state letter of a `/proc/PID/stat` line (the field after the parenthesised command).
