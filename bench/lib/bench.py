@@ -507,7 +507,8 @@ def largefile(ctx):
     size = ctx.a.large_mib << 20
     what = f"{size >> 30} GiB" if size % (1 << 30) == 0 else f"{ctx.a.large_mib} MiB"
     sc = report.Scenario("largefile", f"Large file: {what} from {SRC_HOST} to {n_dest} hosts",
-                         ["sshfleet", "sshfleet-copy", "floor"], per_host_connections=1, hosts=n_dest + 1)
+                         ["sshfleet", "sshfleet-copy", "floor", "floor-openssl"], per_host_connections=1,
+                         hosts=n_dest + 1)
     ok, _ = help_has(ctx.bin, ["replicate"], "--from")
     if not ok:
         sc.unavailable["sshfleet"] = "`sshfleet replicate --from` not in this build"
@@ -532,6 +533,9 @@ def largefile(ctx):
                           "--mode", "0644"],
         "floor": [str(ctx.bench / "lib/floor.sh"), "bigfile", str(ctx.hosts_file), str(f.key), str(f.known_hosts),
                   USER, SRC_HOST, path, *dests],
+        # The same floor hashing as sshfleet does on the hosts (openssl: SHA instructions).
+        "floor-openssl": ["env", "FLOOR_HASHER=openssl dgst -sha256", str(ctx.bench / "lib/floor.sh"), "bigfile",
+                          str(ctx.hosts_file), str(f.key), str(f.known_hosts), USER, SRC_HOST, path, *dests],
     }
 
     def check(who):
@@ -564,6 +568,8 @@ def largefile(ctx):
     sc.notes.append(f"floor = `ssh {SRC_HOST} cat FILE` to a controller temp file once, then per destination at once "
                     "`ssh DEST 'cat > TMP && sync TMP && sha256sum TMP && mv TMP FILE'`, aes128-gcm@openssh.com + "
                     "curve25519-sha256 (bench/lib/floor.sh bigfile)")
+    sc.notes.append("floor-openssl = the same floor with `openssl dgst -sha256` instead of `sha256sum` (the hash "
+                    "sshfleet runs on the hosts for files over 1 MiB; coreutils' sha256sum has no SHA instructions)")
     sc.notes.append("sshfleet-copy = `sshfleet copy` of the same file from the controller (no source host: it does "
                     "less than the floor, which reads the source over ssh first)")
     sc.notes.append(f"machine load (1/5/15 min) at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}; "

@@ -18,7 +18,9 @@
 #       The large-file floor (issue 21): `ssh SRC_HOST cat PATH` once into a controller temp
 #       file, then one `ssh DEST 'cat > TMP && sync TMP && sha256sum TMP && mv TMP PATH'` per
 #       DEST at once, aes128-gcm@openssh.com + curve25519-sha256. Writes, fsyncs and hashes on
-#       each host and renames, but keeps no owner/mode and compares no checksum.
+#       each host and renames, but keeps no owner/mode and compares no checksum. FLOOR_HASHER
+#       replaces `sha256sum` (e.g. `openssl dgst -sha256`, which uses the CPU's SHA
+#       instructions as sshfleet's host-side hash does).
 #
 # HOSTS is a file of `NAME PORT` lines (address 127.0.0.1). Exit status: non-zero when any
 # ssh failed (the driver treats that as a broken run). Every ssh is a child of this script
@@ -104,7 +106,7 @@ case "$mode" in
     [ -n "$src_port" ] || { echo "floor: source host $src not in $hosts" >&2; exit 2; }
     (run_ssh "$key" "$kh" "$user" "$src_port" "cat $(q "$path")" </dev/null >"$tmp")
     t="$path.floor.tmp"
-    remote="cat > $(q "$t") && sync $(q "$t") && sha256sum $(q "$t") >/dev/null && mv $(q "$t") $(q "$path")"
+    remote="cat > $(q "$t") && sync $(q "$t") && ${FLOOR_HASHER:-sha256sum} $(q "$t") >/dev/null && mv $(q "$t") $(q "$path")"
     pids=()
     for d in "$@"; do
       port=$(port_of "$d")

@@ -203,8 +203,8 @@ def ratio_lines(sc):
         if other == "sshfleet" or not sc.samples.get(other) or s is None:
             continue
         o = sc.med(other, "wall")
-        if other == "floor":
-            out.append(f"sshfleet / floor (wall): {fmt_x(ratio(s, o))}")
+        if other.startswith("floor"):
+            out.append(f"sshfleet / {other} (wall): {fmt_x(ratio(s, o))}")
         else:
             if sc.wall_only:
                 out.append(f"speedup {other} / sshfleet (wall): {fmt_x(ratio(o, s))}")
