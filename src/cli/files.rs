@@ -13,6 +13,8 @@ use crate::ops::copy::CopyOptions;
 use crate::ops::replicate::FilesCommand;
 use crate::run::Command;
 
+use super::Hosts;
+
 /// Options shared by `copy` and `replicate` (Ansible copy's).
 #[derive(Debug, Args)]
 pub struct CopyFlags {
@@ -143,14 +145,8 @@ pub struct CopyArgs {
     /// sources are given, or when it is an existing directory).
     #[arg(long, value_name = "DEST")]
     pub dest: String,
-    /// Host pattern (Ansible syntax).
-    #[arg(
-        short = 'H',
-        long = "hosts",
-        default_value = "all",
-        value_name = "PATTERN"
-    )]
-    pub pattern: String,
+    #[command(flatten)]
+    pub hosts: Hosts,
     #[command(flatten)]
     pub flags: CopyFlags,
 }
@@ -158,7 +154,7 @@ pub struct CopyArgs {
 impl CopyArgs {
     pub fn into_command(self) -> Result<Command> {
         Ok(Command::Files(FilesCommand::Copy {
-            pattern: self.pattern,
+            pattern: self.hosts.pattern,
             sources: self.sources,
             opts: self.flags.into_options(Some(self.dest))?,
         }))

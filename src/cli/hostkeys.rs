@@ -10,6 +10,8 @@ use crate::commands::hostkeys::{HostkeysCommand as Cmd, certify::CertifyConfig, 
 use crate::error::Result;
 use crate::run::Command;
 
+use super::Hosts;
+
 #[derive(Debug, Subcommand)]
 pub enum HostkeysCommand {
     /// Keyscan every selected host (no login) and compare with known_hosts: match, changed,
@@ -43,14 +45,8 @@ pub enum HostkeysCommand {
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
-    /// Host pattern (Ansible syntax).
-    #[arg(
-        short = 'H',
-        long = "hosts",
-        default_value = "all",
-        value_name = "PATTERN"
-    )]
-    pub pattern: String,
+    #[command(flatten)]
+    pub hosts: Hosts,
     /// Host key type to rotate: ed25519, ecdsa, rsa (a key of that type must be in use).
     #[arg(long = "type", default_value = "ed25519", value_name = "TYPE")]
     pub key_type: String,
@@ -62,14 +58,8 @@ pub struct RotateArgs {
 
 #[derive(Debug, Args)]
 pub struct RetireArgs {
-    /// Host pattern (Ansible syntax).
-    #[arg(
-        short = 'H',
-        long = "hosts",
-        default_value = "all",
-        value_name = "PATTERN"
-    )]
-    pub pattern: String,
+    #[command(flatten)]
+    pub hosts: Hosts,
     /// Host key type whose published key is retired into place.
     #[arg(long = "type", default_value = "ed25519", value_name = "TYPE")]
     pub key_type: String,
@@ -77,14 +67,8 @@ pub struct RetireArgs {
 
 #[derive(Debug, Args)]
 pub struct CertifyArgs {
-    /// Host pattern (Ansible syntax).
-    #[arg(
-        short = 'H',
-        long = "hosts",
-        default_value = "all",
-        value_name = "PATTERN"
-    )]
-    pub pattern: String,
+    #[command(flatten)]
+    pub hosts: Hosts,
     /// The CA private key (never leaves the controller).
     #[arg(long = "ca", value_name = "CA_KEY")]
     pub ca: PathBuf,
@@ -105,14 +89,8 @@ pub struct CertifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Host pattern (Ansible syntax).
-    #[arg(
-        short = 'H',
-        long = "hosts",
-        default_value = "all",
-        value_name = "PATTERN"
-    )]
-    pub pattern: String,
+    #[command(flatten)]
+    pub hosts: Hosts,
     /// Add missing keys to the controller's known_hosts (the host's first UserKnownHostsFile),
     /// atomically, keeping its hashed/plain form and comments. With --check: show, don't write.
     #[arg(long = "update-known-hosts")]
@@ -127,12 +105,12 @@ impl HostkeysCommand {
     pub fn into_command(self) -> Result<Command> {
         Ok(Command::Hostkeys(match self {
             HostkeysCommand::Scan(a) => Cmd::Scan(ScanConfig {
-                pattern: a.pattern,
+                pattern: a.hosts.pattern,
                 update: a.update,
                 accept_changed: a.accept_changed,
             }),
             HostkeysCommand::Certify(a) => Cmd::Certify(CertifyConfig {
-                pattern: a.pattern,
+                pattern: a.hosts.pattern,
                 ca: a.ca,
                 ca_passphrase_env: a.ca_passphrase_env,
                 principals: a.principals,
@@ -145,13 +123,13 @@ impl HostkeysCommand {
                 },
             }),
             HostkeysCommand::Rotate(a) => Cmd::Rotate(RotateConfig {
-                pattern: a.pattern,
+                pattern: a.hosts.pattern,
                 key_type: a.key_type,
                 publish: true,
                 retire: a.retire,
             }),
             HostkeysCommand::Retire(a) => Cmd::Rotate(RotateConfig {
-                pattern: a.pattern,
+                pattern: a.hosts.pattern,
                 key_type: a.key_type,
                 publish: false,
                 retire: true,

@@ -20,7 +20,7 @@ pub mod runs;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::commands::Config;
 use crate::error::{Error, Result};
@@ -502,6 +502,19 @@ impl Cli {
         };
         Ok(Invocation { config, command })
     }
+}
+
+/// `-H/--hosts PATTERN`: which inventory hosts a command works on.
+#[derive(Debug, Args)]
+pub struct Hosts {
+    /// Host pattern (Ansible syntax).
+    #[arg(
+        short = 'H',
+        long = "hosts",
+        default_value = "all",
+        value_name = "PATTERN"
+    )]
+    pub pattern: String,
 }
 
 #[cfg(test)]
