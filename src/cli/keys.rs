@@ -16,6 +16,8 @@ use crate::commands::keys::{
 use crate::error::{Error, Result};
 use crate::run::Command;
 
+use super::Hosts;
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List authorized keys (fingerprints and comments) per host.
@@ -90,14 +92,8 @@ pub struct RevokeArgs {
 /// Host selection and login user, common to every keys subcommand.
 #[derive(Debug, Args)]
 pub struct HostArgs {
-    /// Host pattern (Ansible syntax).
-    #[arg(
-        short = 'H',
-        long = "hosts",
-        default_value = "all",
-        value_name = "PATTERN"
-    )]
-    pub pattern: String,
+    #[command(flatten)]
+    pub select: Hosts,
     /// Log in as this user (overrides ansible_user; `--user` here names the key owner).
     #[arg(
         id = "remote_user",
@@ -215,7 +211,9 @@ fn key_sources(args: &[String]) -> Result<Vec<KeySource>> {
 }
 
 fn selection(h: HostArgs) -> Selection {
-    Selection { pattern: h.pattern }
+    Selection {
+        pattern: h.select.pattern,
+    }
 }
 
 impl KeysCommand {
