@@ -115,10 +115,7 @@ pub fn plan_switch(
     host: &str,
     key_type: &str,
 ) -> Result<(KeyState, Change), SshdError> {
-    let st = key_state(facts, host, key_type)?;
-    if st.new_pub.is_none() {
-        return Err(not_published(host, &st));
-    }
+    let st = published_state(facts, host, key_type)?;
     if st.new_first {
         return Ok((st, Change::default()));
     }
@@ -135,10 +132,7 @@ pub fn plan_finish(
     host: &str,
     key_type: &str,
 ) -> Result<(KeyState, Change), SshdError> {
-    let st = key_state(facts, host, key_type)?;
-    if st.new_pub.is_none() {
-        return Err(not_published(host, &st));
-    }
+    let st = published_state(facts, host, key_type)?;
     let want = if has_explicit_host_keys(facts) {
         KeysWanted::List(in_use(facts, &st.new_path))
     } else {
@@ -165,14 +159,19 @@ fn in_use(facts: &SshdFacts, skip: &str) -> Vec<String> {
         .collect()
 }
 
-fn not_published(host: &str, st: &KeyState) -> SshdError {
-    SshdError::Unsupported {
-        host: host.into(),
-        msg: format!(
-            "no published key: sshd does not serve {} (run `sshfleet hostkeys rotate` first)",
-            st.new_path
-        ),
+/// [`key_state`] of a host whose new key is published (sshd serves it); an error otherwise.
+fn published_state(facts: &SshdFacts, host: &str, key_type: &str) -> Result<KeyState, SshdError> {
+    let st = key_state(facts, host, key_type)?;
+    if st.new_pub.is_none() {
+        return Err(SshdError::Unsupported {
+            host: host.into(),
+            msg: format!(
+                "no published key: sshd does not serve {} (run `sshfleet hostkeys rotate` first)",
+                st.new_path
+            ),
+        });
     }
+    Ok(st)
 }
 
 #[cfg(test)]
