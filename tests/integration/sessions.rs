@@ -7,7 +7,8 @@
 //!   the user lookup, the lock and the file transfer share it;
 //! - replicating onto fresh destinations opens one file session there (`sftp-server` behind
 //!   a script naming its process, the owner of the temp files) and runs no command except
-//!   `sha256sum` verifying a file over 1 MiB;
+//!   the host-side hash (`openssl dgst`, else `sha256sum`) verifying a file over 1 MiB and
+//!   the one `cat` that streams a file over 2 MiB;
 //! - while another writer holds the key directory's lock, a rotation does not touch that
 //!   host's file, and finishes once the lock is released.
 
@@ -167,7 +168,7 @@ fn sessions_replicate_to_fresh_destinations_opens_sftp_and_checks_only_big_files
         // that owns the temp files, issue 20) rather than the subsystem — the same one session.
         assert_eq!(count(&log, "Starting session: subsystem"), 0, "{log}");
         // Files up to 1 MiB are verified by reading them back over SFTP; bigger ones by the
-        // host's own `sha256sum` (one command for big.bin). big.bin (over 2 MiB, streamed)
+        // host itself (`openssl dgst`, else `sha256sum`: one command for big.bin). big.bin (over 2 MiB, streamed)
         // goes through one `cat` (issue 21). Nothing else runs: 3 sessions.
         assert_eq!(
             count(&log, "Starting session: command"),
