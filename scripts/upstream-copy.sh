@@ -30,23 +30,8 @@
 # counts once); passed = ok or changed; expected_failures = failed with ignore_errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-venv=$root/target/venv
-cache=$root/target/upstream-cache
-mode=
-module=
-work=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --module) mode=ours; module=$(realpath "$2"); shift 2 ;;
-    --control) mode=control; shift ;;
-    --work) work=$2; shift 2 ;;
-    *) echo "usage: $0 --module PATH | --control [--work DIR]" >&2; exit 5 ;;
-  esac
-done
-[ -n "$mode" ] || { echo "usage: $0 --module PATH | --control [--work DIR]" >&2; exit 5; }
-[ "$(id -u)" = 0 ] || { echo "upstream-copy: needs root (users are created in a private mount namespace)" >&2; exit 5; }
-[ -x "$venv/bin/ansible-playbook" ] || { echo "upstream-copy: $venv missing: run scripts/setup.sh" >&2; exit 5; }
+. scripts/lib/upstream.sh
+upstream_args upstream-copy "$@"
 work=${work:-$root/target/upstream-work/copy-$mode}
 version=$("$venv/bin/python3" -c 'import ansible.release as r; print(r.__version__)')
 

@@ -30,24 +30,9 @@
 # an assert that it failed). A play that stops early has fewer passed checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-venv=$root/target/venv
+. scripts/lib/upstream.sh
+upstream_args upstream-tests "$@"
 version=14.5.0
-cache=$root/target/upstream-cache
-mode=
-module=
-work=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --module) mode=ours; module=$(realpath "$2"); shift 2 ;;
-    --control) mode=control; shift ;;
-    --work) work=$2; shift 2 ;;
-    *) echo "usage: $0 --module PATH | --control [--work DIR]" >&2; exit 5 ;;
-  esac
-done
-[ -n "$mode" ] || { echo "usage: $0 --module PATH | --control [--work DIR]" >&2; exit 5; }
-[ "$(id -u)" = 0 ] || { echo "upstream-tests: needs root (users are created in a private mount namespace)" >&2; exit 5; }
-[ -x "$venv/bin/ansible-playbook" ] || { echo "upstream-tests: $venv missing: run scripts/setup.sh" >&2; exit 5; }
 work=${work:-$root/target/upstream-work/$mode}
 
 # 1. The sdist, once.
