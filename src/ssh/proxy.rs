@@ -360,16 +360,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 pub(crate) struct ProxyChild {
     child: Option<Child>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// The task copying the command's stderr into `stderr`; done at the pipe's EOF.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ProxyChild {
-    /// The exit status, if the command has exited (or exits within a moment).
+    /// The exit status, if the command has exited (or exits within a moment). Once it has,
+    /// what it wrote to stderr is read to the end first (a moment at most), so that
+    /// [`Self::stderr_tail`] has it: the exit can be seen before the reader got the last bytes.
     pub async fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let moment = std::time::Duration::from_millis(200);
         let child = self.child.as_mut()?;
-        tokio::time::timeout(std::time::Duration::from_millis(200), child.wait())
+        let status = tokio::time::timeout(moment, child.wait())
             .await
             .ok()?
-            .ok()
+            .ok()?;
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(moment, reader).await;
+        }
+        Some(status)
     }
 
     /// The last lines the command wrote to stderr.
@@ -470,7 +479,7 @@ pub(crate) fn spawn_command(expanded: &str) -> std::io::Result<(ChildStream, Pro
     };
     let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
     let sink = buf.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut chunk = [0u8; 1024];
         while let Ok(n) = stderr.read(&mut chunk).await {
             if n == 0 {
@@ -489,6 +498,7 @@ pub(crate) fn spawn_command(expanded: &str) -> std::io::Result<(ChildStream, Pro
         ProxyChild {
             child: Some(child),
             stderr: buf,
+            stderr_reader: Some(reader),
         },
     ))
 }
